@@ -1,0 +1,2 @@
+//! The DAG IR shared by every frontend.
+pub mod ignore;

@@ -1,0 +1,120 @@
+//! Command-line surface. Flag names follow `docker buildx build` wherever the
+//! engine supports the same thing.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "engine", version, about = "A declarative build-graph engine for container images")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build images from a Dockerfile or a TOML spec
+    Build(BuildArgs),
+    /// Print the build graph (DAG IR) without building
+    Graph(GraphArgs),
+    /// Inspect frontend internals
+    #[command(subcommand)]
+    Debug(DebugCommand),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Frontend {
+    Dockerfile,
+    Toml,
+}
+
+/// What every planning command shares.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Name of the Dockerfile or TOML spec (default: CONTEXT/Dockerfile or CONTEXT/engine.toml)
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// Stage (Dockerfile) or targets/groups (TOML) to build
+    #[arg(long)]
+    pub target: Vec<String>,
+    /// Set a build-time variable (KEY=VALUE, or KEY to take it from the environment)
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// Additional build contexts (NAME=PATH, NAME=oci-layout://PATH[:TAG|@DIGEST], NAME=docker-image://REF)
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    pub build_contexts: Vec<String>,
+    /// Target platform (os/arch[/variant])
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Frontend to use (inferred from the file name when not given)
+    #[arg(long, value_enum)]
+    pub frontend: Option<Frontend>,
+    /// Build context directory
+    #[arg(default_value = ".")]
+    pub context: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Name and optionally a tag (name:tag)
+    #[arg(short = 't', long = "tag")]
+    pub tags: Vec<String>,
+    /// Output destination (type=docker|oci|local|tar,dest=PATH[,...])
+    #[arg(short = 'o', long = "output")]
+    pub outputs: Vec<String>,
+    /// External cache sources (type=local,src=DIR or type=registry,ref=REF)
+    #[arg(long = "cache-from")]
+    pub cache_from: Vec<String>,
+    /// Cache export destinations (type=local,dest=DIR or type=registry,ref=REF)
+    #[arg(long = "cache-to")]
+    pub cache_to: Vec<String>,
+    /// Do not use cache when building
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+    /// Do not use cache for the named stages
+    #[arg(long = "no-cache-filter")]
+    pub no_cache_filter: Vec<String>,
+    /// Secret to expose to the build (id=ID,src=PATH or id=ID,env=VAR)
+    #[arg(long)]
+    pub secret: Vec<String>,
+    /// Progress output: auto, tty, plain, json
+    #[arg(long, default_value = "auto")]
+    pub progress: String,
+    /// Cache directory
+    #[arg(long = "cache-dir", env = "ENGINE_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Maximum number of concurrent RUN steps (default: number of cores)
+    #[arg(short = 'j', long = "jobs")]
+    pub jobs: Option<usize>,
+    /// OCI runtime for RUN steps: the built-in sandbox, runc, crun or a path
+    #[arg(long, default_value = "builtin")]
+    pub runtime: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Output format
+    #[arg(long, value_enum, default_value = "dot")]
+    pub format: GraphFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DebugCommand {
+    /// Print a Dockerfile's parse tree as BuildKit's parser dumps it
+    Parse {
+        /// The Dockerfile to parse
+        file: PathBuf,
+    },
+}

@@ -1,0 +1,3 @@
+pub mod build;
+pub mod debug;
+pub mod graph;

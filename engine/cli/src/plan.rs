@@ -1,0 +1,212 @@
+//! From command-line flags to a planned graph: read the Dockerfile and its
+//! ignore file, parse build args and named contexts, run the frontend.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use engine_dockerfile::lower::{NamedContext, PlanOptions};
+use engine_ir::{Graph, ImageResolver, Platform};
+
+use crate::cli::{Frontend, PlanArgs};
+use crate::diagnostic::SourceError;
+use crate::Failure;
+
+pub struct Planned {
+    pub graph: Graph,
+    pub frontend_file: PathBuf,
+    pub warnings: Vec<String>,
+}
+
+/// The definition file the user meant, and which frontend reads it.
+pub fn locate(args: &PlanArgs) -> Result<(PathBuf, Frontend), Failure> {
+    let file = match &args.file {
+        Some(f) => f.clone(),
+        None => {
+            let dockerfile = args.context.join("Dockerfile");
+            let toml = args.context.join("engine.toml");
+            match args.frontend {
+                Some(Frontend::Toml) => toml,
+                Some(Frontend::Dockerfile) => dockerfile,
+                None if !dockerfile.exists() && toml.exists() => toml,
+                None => dockerfile,
+            }
+        }
+    };
+    let frontend = args.frontend.unwrap_or_else(|| {
+        if file.extension().is_some_and(|e| e == "toml") {
+            Frontend::Toml
+        } else {
+            Frontend::Dockerfile
+        }
+    });
+    Ok((file, frontend))
+}
+
+pub fn parse_build_args(raw: &[String]) -> Result<BTreeMap<String, String>, Failure> {
+    let mut out = BTreeMap::new();
+    for item in raw {
+        match item.split_once('=') {
+            Some((k, _)) if k.is_empty() => {
+                return Err(Failure::hint(
+                    format!("invalid --build-arg `{item}`: empty name"),
+                    "write --build-arg NAME=VALUE",
+                ))
+            }
+            Some((k, v)) => {
+                out.insert(k.to_string(), v.to_string());
+            }
+            // Docker takes a bare NAME from the environment, and drops it when unset.
+            None => {
+                if let Ok(v) = std::env::var(item) {
+                    out.insert(item.clone(), v);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone)]
+pub enum ContextSpec {
+    Dir(PathBuf),
+    Layout { path: PathBuf, reference: Option<String> },
+    Image(String),
+}
+
+pub fn parse_build_contexts(raw: &[String]) -> Result<BTreeMap<String, ContextSpec>, Failure> {
+    let mut out = BTreeMap::new();
+    for item in raw {
+        let Some((name, value)) = item.split_once('=') else {
+            return Err(Failure::hint(
+                format!("invalid --build-context `{item}`"),
+                "write --build-context NAME=PATH or NAME=oci-layout://PATH[:TAG|@DIGEST]",
+            ));
+        };
+        if name.is_empty() || value.is_empty() {
+            return Err(Failure::msg(format!("invalid --build-context `{item}`: empty name or value")));
+        }
+        let spec = if let Some(rest) = value.strip_prefix("oci-layout://") {
+            let (path, reference) = split_layout_ref(rest);
+            ContextSpec::Layout { path: PathBuf::from(path), reference }
+        } else if let Some(r) = value.strip_prefix("docker-image://") {
+            ContextSpec::Image(r.to_string())
+        } else if value.contains("://") {
+            return Err(Failure::msg(format!("unsupported build context `{value}`")));
+        } else {
+            ContextSpec::Dir(PathBuf::from(value))
+        };
+        out.insert(name.to_string(), spec);
+    }
+    Ok(out)
+}
+
+/// `PATH[:TAG|@DIGEST]`; a colon inside the path's directories is kept.
+fn split_layout_ref(s: &str) -> (&str, Option<String>) {
+    if let Some((p, d)) = s.rsplit_once('@') {
+        return (p, Some(format!("@{d}")));
+    }
+    let last_slash = s.rfind('/').map_or(0, |i| i + 1);
+    match s[last_slash..].rfind(':') {
+        Some(i) => (&s[..last_slash + i], Some(s[last_slash + i + 1..].to_string())),
+        None => (s, None),
+    }
+}
+
+pub fn read_text(path: &Path) -> Result<String, Failure> {
+    if path == Path::new("-") {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| Failure::msg(format!("cannot read the Dockerfile from stdin: {e}")))?;
+        return Ok(s);
+    }
+    std::fs::read_to_string(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Failure::hint(
+                format!("cannot read `{}`: no such file", path.display()),
+                "pass the file with -f, or the context directory that holds it",
+            )
+        } else {
+            Failure::msg(format!("cannot read `{}`: {e}", path.display()))
+        }
+    })
+}
+
+/// `<Dockerfile>.dockerignore` beside the Dockerfile wins over the context's.
+fn read_dockerignore(dockerfile: &Path, context: &Path) -> Result<Option<String>, Failure> {
+    let mut candidates = Vec::new();
+    if dockerfile != Path::new("-") {
+        let mut beside = dockerfile.as_os_str().to_owned();
+        beside.push(".dockerignore");
+        candidates.push(PathBuf::from(beside));
+    }
+    candidates.push(context.join(".dockerignore"));
+    for c in candidates {
+        match std::fs::read_to_string(&c) {
+            Ok(s) => return Ok(Some(s)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Failure::msg(format!("cannot read `{}`: {e}", c.display()))),
+        }
+    }
+    Ok(None)
+}
+
+pub fn plan(args: &PlanArgs, resolver: &dyn ImageResolver) -> Result<Planned, Failure> {
+    let (file, frontend) = locate(args)?;
+    if frontend == Frontend::Toml {
+        return Err(Failure::hint(
+            "the toml frontend is not available in this build yet",
+            "build a Dockerfile, or follow issue 5",
+        ));
+    }
+    if !args.context.is_dir() {
+        return Err(Failure::msg(format!("context `{}` is not a directory", args.context.display())));
+    }
+    let text = read_text(&file)?;
+    let dockerignore = read_dockerignore(&file, &args.context)?;
+    let build_args = parse_build_args(&args.build_args)?;
+    let contexts = parse_build_contexts(&args.build_contexts)?;
+    let target_platform = match &args.platform {
+        Some(p) => Platform::parse(p).map_err(|e| Failure::msg(e.to_string()))?,
+        None => Platform::host(),
+    };
+    let display_name = file.file_name().map_or_else(|| "Dockerfile".to_string(), |n| n.to_string_lossy().into_owned());
+    let named_contexts = contexts
+        .iter()
+        .map(|(k, v)| {
+            let nc = match v {
+                ContextSpec::Dir(_) => NamedContext::Local,
+                ContextSpec::Layout { .. } => NamedContext::Layout,
+                ContextSpec::Image(r) => NamedContext::Image(r.clone()),
+            };
+            (k.clone(), nc)
+        })
+        .collect();
+    if args.target.len() > 1 {
+        return Err(Failure::msg("a Dockerfile build takes one --target"));
+    }
+    let opts = PlanOptions {
+        filename: display_name.clone(),
+        dockerignore: dockerignore.as_deref(),
+        target: args.target.first().cloned(),
+        build_args,
+        target_platform,
+        build_platform: Platform::host(),
+        named_contexts,
+        resolver,
+    };
+    let planned = engine_dockerfile::lower::plan(&text, &opts)
+        .map_err(|e| Failure::Rendered(SourceError::from_frontend(&display_name, &text, &e).render()))?;
+    Ok(Planned { graph: planned.graph, frontend_file: file, warnings: planned.warnings })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_refs_split_on_the_last_component() {
+        assert_eq!(split_layout_ref("/a/b:c/img:v1"), ("/a/b:c/img", Some("v1".into())));
+        assert_eq!(split_layout_ref("/a/img@sha256:ab"), ("/a/img", Some("@sha256:ab".into())));
+        assert_eq!(split_layout_ref("./img"), ("./img", None));
+    }
+}

@@ -94,7 +94,7 @@ impl NodeRunner for Recorder<'_> {
     }
 
     fn is_heavy(&self, id: NodeId) -> bool {
-        id.0 % self.heavy_every == 0
+        id.0.is_multiple_of(self.heavy_every)
     }
 }
 

@@ -5,7 +5,9 @@
 mod cli;
 mod commands;
 mod diagnostic;
+mod outputs;
 mod plan;
+mod resolver;
 
 use std::process::ExitCode;
 
@@ -31,6 +33,8 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
+    // Must come first: a sandbox helper re-executes this binary.
+    engine_sandbox::maybe_run_init();
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Build(args) => commands::build::run(args),

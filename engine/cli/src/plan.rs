@@ -150,6 +150,34 @@ fn read_dockerignore(dockerfile: &Path, context: &Path) -> Result<Option<String>
     Ok(None)
 }
 
+/// The directories and layouts the solver reads: the main context plus
+/// named contexts.
+pub fn solver_contexts(args: &PlanArgs) -> Result<BTreeMap<String, engine_solver::run::ContextSource>, Failure> {
+    use engine_solver::run::ContextSource;
+    let abs = |p: &Path| std::fs::canonicalize(p).map_err(|e| Failure::msg(format!("cannot use `{}`: {e}", p.display())));
+    let mut out = BTreeMap::new();
+    out.insert("context".to_string(), ContextSource::Dir(abs(&args.context)?));
+    for (name, spec) in parse_build_contexts(&args.build_contexts)? {
+        match spec {
+            ContextSpec::Dir(p) => {
+                out.insert(name, ContextSource::Dir(abs(&p)?));
+            }
+            ContextSpec::Layout { path, reference } => {
+                let raw = match &reference {
+                    Some(r) if r.starts_with('@') => format!("{}{r}", path.display()),
+                    Some(r) => format!("{}:{r}", path.display()),
+                    None => path.display().to_string(),
+                };
+                let (path, reference) = engine_export::parse_oci_layout_ref(&raw)
+                    .map_err(|e| Failure::msg(format!("invalid --build-context `{name}`: {e}")))?;
+                out.insert(name, ContextSource::Layout { path: abs(&path)?, reference });
+            }
+            ContextSpec::Image(_) => {}
+        }
+    }
+    Ok(out)
+}
+
 pub fn plan(args: &PlanArgs, resolver: &dyn ImageResolver) -> Result<Planned, Failure> {
     let (file, frontend) = locate(args)?;
     if frontend == Frontend::Toml {
@@ -193,6 +221,7 @@ pub fn plan(args: &PlanArgs, resolver: &dyn ImageResolver) -> Result<Planned, Fa
         build_platform: Platform::host(),
         named_contexts,
         resolver,
+        context_name: "context".into(),
     };
     let planned = engine_dockerfile::lower::plan(&text, &opts)
         .map_err(|e| Failure::Rendered(SourceError::from_frontend(&display_name, &text, &e).render()))?;

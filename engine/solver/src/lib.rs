@@ -1,4 +1,16 @@
-//! Solving a build graph: the scheduler decides when each node runs; op
-//! executors decide what running means.
+//! Solving a build graph: the scheduler decides when each node runs; the
+//! runner decides what running means on disk (snapshots, sandboxed RUN,
+//! COPY semantics); `image` turns results into exportable images.
 
+pub mod archive;
+pub mod build;
+pub mod copy;
+pub mod fsutil;
+pub mod hash;
+pub mod image;
+pub mod image_config;
+pub mod progress;
+pub mod run;
 pub mod scheduler;
+pub mod snapshot;
+pub mod state;

@@ -1,0 +1,104 @@
+//! `-o/--output` in buildx's syntax: `type=docker,dest=FILE[,name=REF]`,
+//! `type=oci,dest=FILE` or `type=oci,dest=DIR,tar=false`, `type=local,dest=DIR`,
+//! `type=tar,dest=FILE`, with `compression=gzip|zstd|uncompressed`. A bare
+//! path means `type=local,dest=PATH`, as in buildx.
+
+use std::path::PathBuf;
+
+use engine_layers::Compression;
+
+use crate::Failure;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    Docker,
+    OciTar,
+    OciDir,
+    Local,
+    Tar,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub kind: Kind,
+    pub dest: PathBuf,
+    pub names: Vec<String>,
+    pub compression: Compression,
+}
+
+pub fn parse(spec: &str) -> Result<Output, Failure> {
+    if !spec.contains('=') {
+        return Ok(Output { kind: Kind::Local, dest: PathBuf::from(spec), names: vec![], compression: Compression::Gzip });
+    }
+    let mut kind = None;
+    let mut dest = None;
+    let mut names = Vec::new();
+    let mut tar = true;
+    let mut compression = Compression::Gzip;
+    for field in spec.split(',') {
+        let (k, v) = field.split_once('=').ok_or_else(|| {
+            Failure::hint(format!("invalid output field `{field}` in `{spec}`"), "write key=value pairs separated by commas")
+        })?;
+        match k.trim() {
+            "type" => kind = Some(v.trim().to_string()),
+            "dest" => dest = Some(PathBuf::from(v.trim())),
+            "name" => names.extend(v.split(';').map(|s| s.trim().to_string()).filter(|s| !s.is_empty())),
+            "tar" => {
+                tar = match v.trim() {
+                    "true" => true,
+                    "false" => false,
+                    other => return Err(Failure::msg(format!("invalid tar value `{other}`: expected true or false"))),
+                }
+            }
+            "compression" => {
+                compression = match v.trim() {
+                    "gzip" => Compression::Gzip,
+                    "zstd" => Compression::Zstd,
+                    "uncompressed" => Compression::None,
+                    other => {
+                        return Err(Failure::hint(
+                            format!("unsupported compression `{other}`"),
+                            "use gzip, zstd or uncompressed",
+                        ))
+                    }
+                }
+            }
+            // Accepted for buildx compatibility; our outputs are already what they ask for.
+            "oci-mediatypes" | "force-compression" | "compression-level" | "rewrite-timestamp" => {}
+            other => return Err(Failure::msg(format!("unknown output option `{other}` in `{spec}`"))),
+        }
+    }
+    let kind = match kind.as_deref() {
+        Some("docker") => Kind::Docker,
+        Some("oci") if tar => Kind::OciTar,
+        Some("oci") => Kind::OciDir,
+        Some("local") => Kind::Local,
+        Some("tar") => Kind::Tar,
+        Some(other) => {
+            return Err(Failure::hint(
+                format!("unsupported output type `{other}`"),
+                "use type=docker, type=oci, type=local or type=tar",
+            ))
+        }
+        None => return Err(Failure::msg(format!("output `{spec}` has no type"))),
+    };
+    let dest = dest.ok_or_else(|| Failure::msg(format!("output `{spec}` has no dest")))?;
+    Ok(Output { kind, dest, names, compression })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buildx_forms() {
+        let o = parse("type=oci,dest=out,tar=false,compression=zstd").unwrap();
+        assert_eq!(o.kind, Kind::OciDir);
+        assert_eq!(o.compression, Compression::Zstd);
+        assert_eq!(parse("type=docker,dest=a.tar,name=x:1").unwrap().names, vec!["x:1"]);
+        assert_eq!(parse("./rootfs").unwrap().kind, Kind::Local);
+        assert!(parse("type=registry,ref=x").is_err());
+        assert!(parse("type=oci").is_err());
+        assert!(parse("type=oci,dest=x,compression=lz4").is_err());
+    }
+}

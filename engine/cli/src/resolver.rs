@@ -1,0 +1,26 @@
+//! Base-image configs for planning: read from OCI layouts given as build
+//! contexts. Registry references resolve to nothing (plan without config).
+
+use std::collections::BTreeMap;
+
+use engine_ir::{ImageResolver, Platform, ResolvedImage};
+use engine_solver::run::ContextSource;
+
+pub struct LayoutResolver<'a> {
+    pub contexts: &'a BTreeMap<String, ContextSource>,
+}
+
+impl ImageResolver for LayoutResolver<'_> {
+    fn resolve_image(&self, _reference: &str, _platform: &Platform) -> Result<Option<ResolvedImage>, String> {
+        Ok(None)
+    }
+
+    fn resolve_layout(&self, context: &str, platform: &Platform) -> Result<Option<ResolvedImage>, String> {
+        let Some(ContextSource::Layout { path, reference }) = self.contexts.get(context) else {
+            return Ok(None);
+        };
+        let r = engine_export::open_oci_layout(path, reference.as_ref(), platform).map_err(|e| e.to_string())?;
+        let config = engine_solver::image_config::from_json(&r.config_bytes)?;
+        Ok(Some(ResolvedImage { digest: Some(r.manifest_digest.to_string()), config }))
+    }
+}

@@ -1,0 +1,97 @@
+//! One build: solve the graph with the scheduler, then hand each target's
+//! image to the exporters.
+
+use std::path::Path;
+use std::time::Instant;
+
+use engine_ir::{Graph, Op};
+
+use crate::progress::Progress;
+use crate::run::{Runner, SolveOptions, StepError, Value};
+use crate::scheduler::{self, CancelToken, Options, Stopped};
+use crate::state::StateDir;
+
+#[derive(Debug)]
+pub struct Solved {
+    /// (target name, image value), in target order.
+    pub targets: Vec<(String, Value)>,
+    pub executed: usize,
+    pub cached: usize,
+    pub elapsed: std::time::Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{name}: {error}")]
+    Step { name: String, location: Option<engine_ir::SourceLocation>, error: StepError },
+    #[error("build cancelled")]
+    Cancelled,
+}
+
+pub fn solve(
+    graph: &Graph,
+    state: &StateDir,
+    opts: &SolveOptions,
+    executor: &dyn engine_sandbox::Executor,
+    progress: &dyn Progress,
+    sched: Options,
+    cancel: &CancelToken,
+) -> Result<Solved, BuildError> {
+    let start = Instant::now();
+    let runner = Runner::new(graph, state, opts, executor, progress);
+    let values = scheduler::run(graph, &runner, sched, cancel).map_err(|s| match s {
+        Stopped::Failed(f) => {
+            let node = graph.node(f.node);
+            BuildError::Step { name: node.meta.name.clone(), location: node.meta.location.clone(), error: f.error }
+        }
+        Stopped::Cancelled => BuildError::Cancelled,
+    })?;
+    let targets = graph
+        .targets()
+        .iter()
+        .map(|t| (t.name.clone(), values[t.node.0 as usize].clone()))
+        .collect();
+    Ok(Solved {
+        targets,
+        executed: runner.executed.load(std::sync::atomic::Ordering::SeqCst),
+        cached: runner.cached.load(std::sync::atomic::Ordering::SeqCst),
+        elapsed: start.elapsed(),
+    })
+}
+
+/// The platform of a target (from its image node).
+pub fn target_platform(graph: &Graph, name: &str) -> Option<engine_ir::Platform> {
+    let t = graph.target(name).ok()?;
+    match &graph.node(t.node).op {
+        Op::Image(i) => Some(i.platform.clone()),
+        _ => None,
+    }
+}
+
+/// Write the merged root filesystem of a value as an uncompressed tar.
+pub fn write_rootfs_tar(state: &StateDir, value: &Value, out: impl std::io::Write) -> Result<(), StepError> {
+    let snap = value.fs.clone().unwrap_or_default();
+    let guard = crate::snapshot::mount_overlay(&snap, None, &state.root.join("tmp"))
+        .map_err(|e| StepError::Message(format!("cannot mount the image filesystem: {e}")))?;
+    let opts = engine_layers::LayerOptions {
+        source_date_epoch: None,
+        compression: engine_layers::Compression::None,
+        overlay_upper: false,
+    };
+    engine_layers::write_layer(guard.path(), out, &opts)
+        .map_err(|e| StepError::Message(format!("cannot write the filesystem: {e}")))?;
+    Ok(())
+}
+
+/// Copy the merged root filesystem of a value into `dest`.
+pub fn write_rootfs_dir(state: &StateDir, value: &Value, dest: &Path) -> Result<(), StepError> {
+    std::fs::create_dir_all(dest).map_err(|e| StepError::Io { context: format!("creating {}", dest.display()), source: e })?;
+    let tmp = state.tempdir("rootfs-").map_err(|e| StepError::Io { context: "temp dir".into(), source: e })?;
+    let tar_path = tmp.path().join("rootfs.tar");
+    let f = std::fs::File::create(&tar_path).map_err(|e| StepError::Io { context: "temp file".into(), source: e })?;
+    write_rootfs_tar(state, value, std::io::BufWriter::new(f))?;
+    let f = std::fs::File::open(&tar_path).map_err(|e| StepError::Io { context: "temp file".into(), source: e })?;
+    engine_layers::apply_layer(dest, std::io::BufReader::new(f), Some(engine_layers::Compression::None))
+        .map_err(|e| StepError::Message(format!("cannot write the filesystem to {}: {e}", dest.display())))?;
+    Ok(())
+}

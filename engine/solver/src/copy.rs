@@ -1,0 +1,400 @@
+//! Docker's COPY/ADD semantics over two directory trees: a source root (the
+//! build context, a stage or an image) and a destination root (the stage's
+//! writable filesystem). Both roots are treated as `/`: no path, symlink or
+//! `..` can read or write outside them.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use engine_ir::ignore::IgnorePatterns;
+use engine_ir::CopyAction;
+
+use crate::fsutil::{glob_match, has_wildcard, resolve_in_root};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("\"/{0}\": not found")]
+    NotFound(String),
+    #[error("no source files were specified: `{0}` matched nothing")]
+    NoMatch(String),
+    #[error("when using COPY with more than one source file, the destination must be a directory and end with a /")]
+    NeedsDirDest,
+    #[error("cannot copy to `{path}`: {source}")]
+    Io { path: String, source: io::Error },
+    #[error("cannot extract `{path}`: {message}")]
+    Archive { path: String, message: String },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CopyError + '_ {
+    move |source| CopyError::Io { path: path.display().to_string(), source }
+}
+
+/// How ownership of copied files is decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ownership {
+    /// `--chown`: everything copied (and created) gets this owner.
+    Set(u32, u32),
+    /// Copies from stages and images keep their owners.
+    Preserve,
+    /// Files from a local context become root-owned, as in Docker.
+    Root,
+}
+
+pub struct CopyRequest<'a> {
+    pub src_root: &'a Path,
+    pub dest_root: &'a Path,
+    pub action: &'a CopyAction,
+    /// `.dockerignore` of the source, when it is a local context.
+    pub ignore: Option<&'a IgnorePatterns>,
+    pub ownership: Ownership,
+    /// Unpack local archives (ADD).
+    pub unpack: bool,
+}
+
+impl CopyRequest<'_> {
+    fn source(&self) -> Source<'_> {
+        Source { src_root: self.src_root, ignore: self.ignore }
+    }
+}
+
+struct Matched {
+    /// Relative to the source root, as found.
+    rel: String,
+    /// Where it lives on disk (top-level symlink followed).
+    path: PathBuf,
+    /// For `--parents`: the directories to recreate under the destination.
+    parents: String,
+}
+
+pub fn copy(req: &CopyRequest<'_>) -> Result<(), CopyError> {
+    let a = req.action;
+    let mut matched = Vec::new();
+    for src in &a.sources {
+        matched.extend(expand_source(req.source(), src)?);
+    }
+    let dest_is_dir_syntax = a.dest.ends_with('/');
+    if matched.len() > 1 && !dest_is_dir_syntax {
+        return Err(CopyError::NeedsDirDest);
+    }
+    let excludes = IgnorePatterns::from_patterns(&a.excludes).map_err(|e| CopyError::Archive {
+        path: "--exclude".into(),
+        message: e.to_string(),
+    })?;
+    let mut ctx = Ctx { req, excludes, links: HashMap::new() };
+    for m in &matched {
+        let meta = fs::metadata(&m.path).map_err(io_err(&m.path))?;
+        let mut dest = a.dest.clone();
+        if a.parents && !m.parents.is_empty() {
+            dest = format!("{}/{}/", dest.trim_end_matches('/'), m.parents);
+        }
+        if meta.is_dir() {
+            let dir = ctx.ensure_dir(&dest)?;
+            ctx.copy_dir_contents(&m.path, &dir, "")?;
+        } else if req.unpack && crate::archive::is_archive(&m.path) {
+            let dir = ctx.ensure_dir(&dest)?;
+            crate::archive::extract(&m.path, &dir, req.ownership)
+                .map_err(|message| CopyError::Archive { path: m.rel.clone(), message })?;
+        } else {
+            let base = Path::new(&m.rel).file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let existing_dir = resolve_in_root(req.dest_root, &dest, true).map(|p| p.is_dir()).unwrap_or(false);
+            let target_rel = if dest.ends_with('/') || existing_dir {
+                format!("{}/{}", dest.trim_end_matches('/'), base)
+            } else {
+                dest.clone()
+            };
+            let (parent, name) = split_parent(&target_rel);
+            let dir = ctx.ensure_dir(&parent)?;
+            ctx.copy_entry(&m.path, &dir.join(name), &meta_of(&m.path)?)?;
+        }
+    }
+    Ok(())
+}
+
+fn meta_of(p: &Path) -> Result<fs::Metadata, CopyError> {
+    fs::symlink_metadata(p).map_err(io_err(p))
+}
+
+fn split_parent(p: &str) -> (String, String) {
+    let t = p.trim_end_matches('/');
+    match t.rsplit_once('/') {
+        Some((a, b)) => (if a.is_empty() { "/".into() } else { a.into() }, b.into()),
+        None => ("/".into(), t.into()),
+    }
+}
+
+fn is_ignored(req: &Source<'_>, rel: &str) -> bool {
+    req.ignore.is_some_and(|i| !rel.is_empty() && rel != "." && i.is_excluded(rel))
+}
+
+/// Where sources are read from: a root and, for a local context, its
+/// `.dockerignore`.
+#[derive(Clone, Copy)]
+pub struct Source<'a> {
+    pub src_root: &'a Path,
+    pub ignore: Option<&'a IgnorePatterns>,
+}
+
+/// The paths (top-level symlinks followed) that `sources` select, in order:
+/// what a COPY of them reads, for content hashing.
+pub fn selected(src: Source<'_>, sources: &[String]) -> Result<Vec<(String, PathBuf)>, CopyError> {
+    let mut out = Vec::new();
+    for s in sources {
+        out.extend(expand_source(src, s)?.into_iter().map(|m| (m.rel, m.path)));
+    }
+    Ok(out)
+}
+
+fn expand_source(req: Source<'_>, src: &str) -> Result<Vec<Matched>, CopyError> {
+    // `--parents` keeps what follows a `/./` pivot, or the whole parent path.
+    let (pivot_prefix, pattern) = match src.find("/./") {
+        Some(i) => (src[..i].to_string(), src.replacen("/./", "/", 1)),
+        None => (String::new(), src.to_string()),
+    };
+    let parents_of = |rel: &str| -> String {
+        let rel_after = rel.strip_prefix(&pivot_prefix).unwrap_or(rel).trim_start_matches('/');
+        match rel_after.rsplit_once('/') {
+            Some((p, _)) => p.to_string(),
+            None => String::new(),
+        }
+    };
+    let pattern = pattern.trim_end_matches('/').to_string();
+    let pattern = if pattern.is_empty() { ".".to_string() } else { pattern };
+    if !has_wildcard(&pattern) {
+        if is_ignored(&req, &pattern) {
+            return Err(CopyError::NotFound(pattern));
+        }
+        let path = resolve_in_root(req.src_root, &pattern, true).map_err(io_err(req.src_root))?;
+        if fs::symlink_metadata(&path).is_err() {
+            return Err(CopyError::NotFound(pattern));
+        }
+        return Ok(vec![Matched { parents: parents_of(&pattern), rel: pattern, path }]);
+    }
+    let mut found = Vec::new();
+    walk_glob(req, &pattern, &mut found).map_err(io_err(req.src_root))?;
+    if found.is_empty() {
+        return Err(CopyError::NoMatch(src.to_string()));
+    }
+    found.sort();
+    Ok(found
+        .into_iter()
+        .map(|rel| {
+            let path = resolve_in_root(req.src_root, &rel, true).unwrap_or_else(|_| req.src_root.join(&rel));
+            Matched { parents: parents_of(&rel), rel, path }
+        })
+        .collect())
+}
+
+/// Match a wildcard pattern segment by segment, listing only the
+/// directories the pattern can reach.
+fn walk_glob(req: Source<'_>, pattern: &str, out: &mut Vec<String>) -> io::Result<()> {
+    let segs: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
+    let mut frontier = vec![String::new()];
+    for (i, seg) in segs.iter().enumerate() {
+        let last = i + 1 == segs.len();
+        let mut next = Vec::new();
+        for dir in &frontier {
+            let disk = resolve_in_root(req.src_root, if dir.is_empty() { "." } else { dir }, true)?;
+            if !has_wildcard(seg) {
+                let rel = join_rel(dir, seg);
+                if fs::symlink_metadata(disk.join(seg)).is_ok() && !is_ignored(&req, &rel) {
+                    next.push(rel);
+                }
+                continue;
+            }
+            let Ok(entries) = fs::read_dir(&disk) else { continue };
+            let mut names: Vec<String> =
+                entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+            names.sort();
+            for name in names {
+                let rel = join_rel(dir, &name);
+                if glob_match(seg, &name) && !is_ignored(&req, &rel) {
+                    if !last && !disk.join(&name).is_dir() {
+                        continue;
+                    }
+                    next.push(rel);
+                }
+            }
+        }
+        frontier = next;
+    }
+    out.extend(frontier.into_iter().filter(|f| !f.is_empty()));
+    Ok(())
+}
+
+fn join_rel(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+struct Ctx<'r, 'a> {
+    req: &'r CopyRequest<'a>,
+    excludes: IgnorePatterns,
+    /// (dev, inode) of a copied multi-link file → where its first copy went.
+    links: HashMap<(u64, u64), PathBuf>,
+}
+
+impl Ctx<'_, '_> {
+    fn owner_of(&self, meta: &fs::Metadata) -> (u32, u32) {
+        match self.req.ownership {
+            Ownership::Set(u, g) => (u, g),
+            Ownership::Preserve => (meta.uid(), meta.gid()),
+            Ownership::Root => (0, 0),
+        }
+    }
+
+    fn mode_of(&self, meta: &fs::Metadata) -> u32 {
+        match &self.req.action.chmod {
+            Some(m) => u32::from_str_radix(m, 8).unwrap_or(0o644),
+            None => meta.mode() & 0o7777,
+        }
+    }
+
+    /// Create `dest` (inside the destination root) and its parents; return
+    /// its resolved location. New directories are 0755 and owned like the
+    /// copied files when `--chown` is given, root otherwise.
+    fn ensure_dir(&self, dest: &str) -> Result<PathBuf, CopyError> {
+        let root = self.req.dest_root;
+        let mut built = String::new();
+        for seg in dest.split('/').filter(|s| !s.is_empty() && *s != ".") {
+            built = if seg == ".." { split_parent(&built).0 } else { format!("{built}/{seg}") };
+            let p = resolve_in_root(root, &built, true).map_err(io_err(root))?;
+            match fs::symlink_metadata(&p) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    fs::remove_file(&p).map_err(io_err(&p))?;
+                    self.mkdir(&p)?;
+                }
+                Err(_) => self.mkdir(&p)?,
+            }
+        }
+        resolve_in_root(root, if built.is_empty() { "/" } else { &built }, true).map_err(io_err(root))
+    }
+
+    fn mkdir(&self, p: &Path) -> Result<(), CopyError> {
+        fs::create_dir(p).map_err(io_err(p))?;
+        fs::set_permissions(p, fs::Permissions::from_mode(0o755)).map_err(io_err(p))?;
+        let (u, g) = match self.req.ownership {
+            Ownership::Set(u, g) => (u, g),
+            _ => (0, 0),
+        };
+        std::os::unix::fs::lchown(p, Some(u), Some(g)).map_err(io_err(p))
+    }
+
+    fn copy_dir_contents(&mut self, src: &Path, dest: &Path, rel: &str) -> Result<(), CopyError> {
+        let mut entries: Vec<_> = fs::read_dir(src).map_err(io_err(src))?.filter_map(|e| e.ok()).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e.file_name();
+            let name_s = name.to_string_lossy();
+            let child_rel = join_rel(rel, &name_s);
+            if self.excludes.is_excluded(&child_rel) {
+                continue;
+            }
+            let spath = e.path();
+            // The context's .dockerignore is relative to the context root.
+            if let Some(ctx_rel) = self.context_rel(&spath) {
+                if is_ignored(&self.req.source(), &ctx_rel) {
+                    let meta = meta_of(&spath)?;
+                    if !(meta.is_dir() && self.req.ignore.is_some_and(|i| i.may_reinclude_under(&ctx_rel))) {
+                        continue;
+                    }
+                }
+            }
+            let meta = meta_of(&spath)?;
+            self.copy_entry(&spath, &dest.join(&name), &meta)?;
+            if meta.is_dir() {
+                self.copy_dir_contents(&spath, &dest.join(&name), &child_rel)?;
+                self.finish_dir(&dest.join(&name), &meta)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn context_rel(&self, p: &Path) -> Option<String> {
+        self.req.ignore?;
+        p.strip_prefix(self.req.src_root).ok().map(|r| r.to_string_lossy().into_owned())
+    }
+
+    /// Copy one entry (not a directory's contents) to `to`, replacing what is
+    /// there unless both are directories. Never writes through a symlink.
+    fn copy_entry(&mut self, from: &Path, to: &Path, meta: &fs::Metadata) -> Result<(), CopyError> {
+        let ft = meta.file_type();
+        if let Ok(existing) = fs::symlink_metadata(to) {
+            if !(existing.is_dir() && ft.is_dir()) {
+                if existing.is_dir() {
+                    fs::remove_dir_all(to).map_err(io_err(to))?;
+                } else {
+                    fs::remove_file(to).map_err(io_err(to))?;
+                }
+            }
+        }
+        let (uid, gid) = self.owner_of(meta);
+        if ft.is_dir() {
+            if fs::symlink_metadata(to).is_err() {
+                fs::create_dir(to).map_err(io_err(to))?;
+            }
+            std::os::unix::fs::lchown(to, Some(uid), Some(gid)).map_err(io_err(to))?;
+            fs::set_permissions(to, fs::Permissions::from_mode(self.mode_of(meta))).map_err(io_err(to))?;
+            copy_xattrs(from, to);
+            return Ok(());
+        }
+        if ft.is_symlink() {
+            let target = fs::read_link(from).map_err(io_err(from))?;
+            std::os::unix::fs::symlink(&target, to).map_err(io_err(to))?;
+            std::os::unix::fs::lchown(to, Some(uid), Some(gid)).map_err(io_err(to))?;
+            set_mtime(to, meta, true);
+            return Ok(());
+        }
+        if meta.nlink() > 1 {
+            let key = (meta.dev(), meta.ino());
+            if let Some(first) = self.links.get(&key) {
+                fs::hard_link(first, to).map_err(io_err(to))?;
+                return Ok(());
+            }
+            self.links.insert(key, to.to_path_buf());
+        }
+        if ft.is_file() {
+            let mut r = fs::File::open(from).map_err(io_err(from))?;
+            let mut w = fs::OpenOptions::new().write(true).create_new(true).open(to).map_err(io_err(to))?;
+            io::copy(&mut r, &mut w).map_err(io_err(to))?;
+        } else {
+            // fifos and devices: only reachable from images and stages.
+            crate::archive::mknod_like(to, meta).map_err(io_err(to))?;
+        }
+        std::os::unix::fs::lchown(to, Some(uid), Some(gid)).map_err(io_err(to))?;
+        fs::set_permissions(to, fs::Permissions::from_mode(self.mode_of(meta))).map_err(io_err(to))?;
+        copy_xattrs(from, to);
+        set_mtime(to, meta, false);
+        Ok(())
+    }
+
+    fn finish_dir(&self, to: &Path, meta: &fs::Metadata) -> Result<(), CopyError> {
+        set_mtime(to, meta, false);
+        Ok(())
+    }
+}
+
+fn set_mtime(p: &Path, meta: &fs::Metadata, symlink: bool) {
+    let t = filetime::FileTime::from_last_modification_time(meta);
+    let _ = if symlink { filetime::set_symlink_file_times(p, t, t) } else { filetime::set_file_times(p, t, t) };
+}
+
+/// Keep user-visible and capability xattrs; overlay-private ones never travel.
+fn copy_xattrs(from: &Path, to: &Path) {
+    let Ok(names) = xattr::list(from) else { return };
+    for name in names {
+        let n = name.to_string_lossy();
+        if n.starts_with("trusted.overlay.") || n.starts_with("user.overlay.") {
+            continue;
+        }
+        if let Ok(Some(v)) = xattr::get(from, &name) {
+            let _ = xattr::set(to, &name, &v);
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! From a solved image value to exportable blobs: each step's layer
+//! directory becomes a layer blob (once; remembered beside the snapshot),
+//! empty diffs are dropped and their history marked `empty_layer`, and the
+//! config is written with diff ids, history and platform.
+
+use std::fs;
+use std::sync::Arc;
+
+use engine_cache::Digest;
+use engine_export::{ConfigSource, ImageToExport, LayerBlob, LayerMediaType};
+use engine_ir::config::ImageConfig;
+use engine_ir::Platform;
+use engine_layers::{Compression, LayerOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::run::{StepError, Value};
+use crate::snapshot::Layer;
+use crate::state::StateDir;
+
+#[derive(Debug, Clone, Copy)]
+pub struct LayerSettings {
+    pub compression: Compression,
+    pub source_date_epoch: Option<i64>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BlobRecord {
+    empty: bool,
+    digest: String,
+    diff_id: String,
+    size: u64,
+}
+
+fn media(c: Compression) -> LayerMediaType {
+    match c {
+        Compression::Gzip => LayerMediaType::TarGzip,
+        Compression::Zstd => LayerMediaType::TarZstd,
+        Compression::None => LayerMediaType::Tar,
+    }
+}
+
+fn dir_is_empty(p: &std::path::Path) -> bool {
+    fs::read_dir(p).map(|mut d| d.next().is_none()).unwrap_or(true)
+}
+
+/// The blob of one step layer, written on first use and remembered in
+/// `layer-<settings>.json` next to the snapshot.
+fn step_blob(state: &StateDir, layer: &Layer, s: LayerSettings) -> Result<Option<LayerBlob>, StepError> {
+    let tag = format!("{:?}-{}", s.compression, s.source_date_epoch.map_or("none".to_string(), |e| e.to_string()));
+    let record_path = layer.dir.parent().map(|p| p.join(format!("layer-{tag}.json")));
+    if let Some(rp) = &record_path {
+        if let Ok(bytes) = fs::read(rp) {
+            if let Ok(r) = serde_json::from_slice::<BlobRecord>(&bytes) {
+                if r.empty {
+                    return Ok(None);
+                }
+                if let (Ok(d), Ok(di)) = (Digest::parse(&r.digest), Digest::parse(&r.diff_id)) {
+                    // Blobs are the truth: a record whose blob is gone is a miss.
+                    if state.blobs.contains(&d) {
+                        return Ok(Some(LayerBlob { digest: d, diff_id: di, size: r.size, media_type: media(s.compression) }));
+                    }
+                }
+            }
+        }
+    }
+    if dir_is_empty(&layer.dir) {
+        if let Some(rp) = &record_path {
+            let r = BlobRecord { empty: true, digest: String::new(), diff_id: String::new(), size: 0 };
+            let _ = fs::write(rp, serde_json::to_vec(&r).unwrap_or_default());
+        }
+        return Ok(None);
+    }
+    let mut w = state.blobs.writer().map_err(|e| StepError::Message(e.to_string()))?;
+    let opts = LayerOptions { source_date_epoch: s.source_date_epoch, compression: s.compression, overlay_upper: true };
+    let d = engine_layers::write_layer(&layer.dir, &mut w, &opts)
+        .map_err(|e| StepError::Message(format!("cannot write layer: {e}")))?;
+    let expected = Digest::parse(&d.digest).map_err(|e| StepError::Message(e.to_string()))?;
+    let (digest, size) = w.commit(Some(&expected)).map_err(|e| StepError::Message(e.to_string()))?;
+    let diff_id = Digest::parse(&d.diff_id).map_err(|e| StepError::Message(e.to_string()))?;
+    if let Some(rp) = &record_path {
+        let r = BlobRecord { empty: false, digest: digest.to_string(), diff_id: diff_id.to_string(), size };
+        let tmp = rp.with_extension("json.tmp");
+        if fs::write(&tmp, serde_json::to_vec(&r).unwrap_or_default()).is_ok() {
+            let _ = fs::rename(&tmp, rp);
+        }
+    }
+    Ok(Some(LayerBlob { digest, diff_id, size, media_type: media(s.compression) }))
+}
+
+/// Build the exportable image for a solved image value.
+pub fn assemble(state: &StateDir, value: &Value, platform: &Platform, s: LayerSettings) -> Result<ImageToExport, StepError> {
+    let fs_snap = value.fs.clone().unwrap_or_default();
+    let mut config: ImageConfig = value.config.as_deref().cloned().unwrap_or_else(ImageConfig::scratch);
+    let mut layers: Vec<LayerBlob> = Vec::new();
+    // One flag per step layer (not base layers): did it produce a blob?
+    let mut step_nonempty: Vec<bool> = Vec::new();
+    for layer in &fs_snap.layers {
+        let base = layer.blobs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match base {
+            Some(blobs) => layers.extend(blobs),
+            None => {
+                let b = step_blob(state, layer, s)?;
+                step_nonempty.push(b.is_some());
+                layers.extend(b);
+            }
+        }
+    }
+    // The last N history entries that claim a layer belong to the N steps.
+    let claiming: Vec<usize> =
+        config.history.iter().enumerate().filter(|(_, h)| !h.empty_layer).map(|(i, _)| i).collect();
+    let n = step_nonempty.len().min(claiming.len());
+    for (k, idx) in claiming[claiming.len() - n..].iter().enumerate() {
+        if !step_nonempty[step_nonempty.len() - n + k] {
+            config.history[*idx].empty_layer = true;
+        }
+    }
+    let created = s.source_date_epoch.map(crate::image_config::rfc3339);
+    let diff_ids: Vec<String> = layers.iter().map(|l| l.diff_id.to_string()).collect();
+    let json = crate::image_config::to_json(&config, platform, &diff_ids, created.as_deref());
+    Ok(ImageToExport {
+        config: ConfigSource::Json(json),
+        layers,
+        annotations: Default::default(),
+        platform: platform.clone(),
+    })
+}
+
+/// Layers of a value, bottom first, for the rootfs exporters.
+pub fn layer_dirs(value: &Value) -> Vec<Arc<Layer>> {
+    value.fs.clone().unwrap_or_default().layers
+}

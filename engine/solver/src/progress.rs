@@ -1,0 +1,98 @@
+//! Build progress events and their printers (plain, json). Every step gets
+//! `started`, then `cached`, `done` or `error`, with its BuildKit-style name.
+
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Started,
+    Cached,
+    Done,
+    Error,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Event<'a> {
+    pub id: u32,
+    pub name: &'a str,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<&'a str>,
+}
+
+pub trait Progress: Send + Sync {
+    fn event(&self, e: &Event<'_>);
+    fn output(&self, id: u32, line: &str);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Plain,
+    Json,
+    Quiet,
+}
+
+/// Writes events to stderr as lines.
+pub struct Printer {
+    mode: Mode,
+    start: Instant,
+    out: Mutex<Box<dyn Write + Send>>,
+}
+
+impl Printer {
+    pub fn new(mode: Mode, out: Box<dyn Write + Send>) -> Self {
+        Printer { mode, start: Instant::now(), out: Mutex::new(out) }
+    }
+
+    pub fn stderr(mode: Mode) -> Self {
+        Self::new(mode, Box::new(std::io::stderr()))
+    }
+}
+
+impl Progress for Printer {
+    fn event(&self, e: &Event<'_>) {
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        match self.mode {
+            Mode::Quiet => {}
+            Mode::Json => {
+                let _ = serde_json::to_writer(&mut *out, e);
+                let _ = writeln!(out);
+            }
+            Mode::Plain => {
+                let t = self.start.elapsed().as_secs_f64();
+                let _ = match e.status {
+                    Status::Started => writeln!(out, "#{} {}", e.id, e.name),
+                    Status::Cached => writeln!(out, "#{} CACHED", e.id),
+                    Status::Done => writeln!(
+                        out,
+                        "#{} DONE {:.1}s",
+                        e.id,
+                        e.duration_ms.unwrap_or(0) as f64 / 1000.0
+                    ),
+                    Status::Error => writeln!(out, "#{} ERROR at {t:.1}s", e.id),
+                };
+            }
+        }
+    }
+
+    fn output(&self, id: u32, line: &str) {
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        match self.mode {
+            Mode::Plain => {
+                let _ = writeln!(out, "#{id} {line}");
+            }
+            Mode::Json => {
+                let _ = serde_json::to_writer(&mut *out, &serde_json::json!({"id": id, "output": line}));
+                let _ = writeln!(out);
+            }
+            Mode::Quiet => {}
+        }
+    }
+}

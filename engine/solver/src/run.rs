@@ -1,0 +1,623 @@
+//! Running nodes: what each op means on disk. Implements the scheduler's
+//! `NodeRunner` over the state directory, the sandbox and the exporters.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use engine_ir::config::ImageConfig;
+use engine_ir::graph::canonical_json;
+use engine_ir::ignore::IgnorePatterns;
+use engine_ir::{FileAction, Graph, MountKind, NetworkMode, NodeId, Op, Platform, Source};
+
+use crate::copy::{self, CopyRequest, Ownership};
+use crate::fsutil::resolve_in_root;
+use crate::image_config;
+use crate::progress::{Event, Progress, Status};
+use crate::scheduler::{CancelToken, NodeRunner};
+use crate::snapshot::{mount_overlay, Layer, Snapshot};
+use crate::state::StateDir;
+
+/// Bumped when what a key covers, or how a snapshot is laid out, changes.
+pub const CACHE_VERSION: &str = "engine-cache-v1";
+
+#[derive(Debug, Clone)]
+pub enum ContextSource {
+    Dir(PathBuf),
+    Layout { path: PathBuf, reference: Option<engine_export::TagOrDigest> },
+}
+
+#[derive(Debug, Clone)]
+pub enum SecretSource {
+    File(PathBuf),
+    Env(String),
+}
+
+pub struct SolveOptions {
+    pub contexts: BTreeMap<String, ContextSource>,
+    pub secrets: BTreeMap<String, SecretSource>,
+    pub no_cache: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("process \"{command}\" did not complete successfully: exit code: {code}")]
+    Exit { command: String, code: i32, tail: Vec<String> },
+    #[error("{0}")]
+    Message(String),
+    #[error("{context}: {source}")]
+    Io { context: String, source: io::Error },
+}
+
+fn msg(s: impl Into<String>) -> StepError {
+    StepError::Message(s.into())
+}
+
+fn ioe(context: impl Into<String>) -> impl FnOnce(io::Error) -> StepError {
+    let context = context.into();
+    move |source| StepError::Io { context, source }
+}
+
+/// A local directory source.
+#[derive(Debug)]
+pub struct LocalDir {
+    pub path: PathBuf,
+    pub ignore: IgnorePatterns,
+}
+
+/// The value a node produces.
+#[derive(Debug, Clone, Default)]
+pub struct Value {
+    pub key: String,
+    pub fs: Option<Snapshot>,
+    pub config: Option<Arc<ImageConfig>>,
+    pub local: Option<Arc<LocalDir>>,
+    pub cached: bool,
+}
+
+pub struct Runner<'a> {
+    pub graph: &'a Graph,
+    pub state: &'a StateDir,
+    pub opts: &'a SolveOptions,
+    pub executor: &'a dyn engine_sandbox::Executor,
+    pub progress: &'a dyn Progress,
+    pub executed: AtomicUsize,
+    pub cached: AtomicUsize,
+}
+
+impl<'a> Runner<'a> {
+    pub fn new(
+        graph: &'a Graph,
+        state: &'a StateDir,
+        opts: &'a SolveOptions,
+        executor: &'a dyn engine_sandbox::Executor,
+        progress: &'a dyn Progress,
+    ) -> Self {
+        Runner { graph, state, opts, executor, progress, executed: AtomicUsize::new(0), cached: AtomicUsize::new(0) }
+    }
+}
+
+fn key_of(op: &Op, inputs: &[Value], extra: &[&str]) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(CACHE_VERSION.as_bytes());
+    h.update(b"\0");
+    let json = canonical_json(&op.digest_view());
+    h.update(&(json.len() as u64).to_le_bytes());
+    h.update(json.as_bytes());
+    for i in inputs {
+        h.update(&(i.key.len() as u64).to_le_bytes());
+        h.update(i.key.as_bytes());
+    }
+    for e in extra {
+        h.update(&(e.len() as u64).to_le_bytes());
+        h.update(e.as_bytes());
+    }
+    h.finalize().to_hex().to_string()
+}
+
+/// Whether a step shows up in progress (sources and config bookkeeping do not).
+fn visible(op: &Op) -> bool {
+    matches!(op, Op::Exec(_) | Op::File(_) | Op::Source(Source::Layout { .. }) | Op::Source(Source::Image { .. }))
+}
+
+impl NodeRunner for Runner<'_> {
+    type Output = Value;
+    type Error = StepError;
+
+    fn is_heavy(&self, id: NodeId) -> bool {
+        matches!(self.graph.node(id).op, Op::Exec(_))
+    }
+
+    fn run(&self, id: NodeId, inputs: &[Value], cancel: &CancelToken) -> Result<Value, StepError> {
+        let node = self.graph.node(id);
+        let show = visible(&node.op);
+        let start = Instant::now();
+        let name = node.meta.name.as_str();
+        if show {
+            self.progress.event(&Event { id: id.0, name, status: Status::Started, duration_ms: None, digest: None });
+        }
+        let result = self.run_op(id, &node.op, inputs, cancel);
+        if show {
+            let status = match &result {
+                Ok(v) if v.cached => Status::Cached,
+                Ok(_) => Status::Done,
+                Err(_) => Status::Error,
+            };
+            match status {
+                Status::Cached => self.cached.fetch_add(1, Ordering::SeqCst),
+                Status::Done => self.executed.fetch_add(1, Ordering::SeqCst),
+                _ => 0,
+            };
+            let ms = start.elapsed().as_millis() as u64;
+            self.progress.event(&Event { id: id.0, name, status, duration_ms: Some(ms), digest: None });
+        }
+        result
+    }
+}
+
+impl Runner<'_> {
+    fn run_op(&self, id: NodeId, op: &Op, inputs: &[Value], cancel: &CancelToken) -> Result<Value, StepError> {
+        match op {
+            Op::Source(Source::Scratch) => Ok(Value {
+                key: key_of(op, &[], &[]),
+                fs: Some(Snapshot::default()),
+                config: Some(Arc::new(ImageConfig::scratch())),
+                ..Default::default()
+            }),
+            Op::Source(Source::Local { name, excludes }) => {
+                let Some(ContextSource::Dir(path)) = self.opts.contexts.get(name) else {
+                    return Err(msg(format!("build context `{name}` was not given as a directory")));
+                };
+                let ignore = IgnorePatterns::from_patterns(excludes).map_err(|e| msg(e.to_string()))?;
+                Ok(Value {
+                    key: key_of(op, &[], &[]),
+                    local: Some(Arc::new(LocalDir { path: path.clone(), ignore })),
+                    ..Default::default()
+                })
+            }
+            Op::Source(Source::Layout { context, platform, .. }) => self.layout_source(op, context, platform),
+            Op::Source(Source::Image { reference, .. }) => Err(msg(format!(
+                "cannot pull `{reference}`: registry sources are not supported yet; pass the image as --build-context NAME=oci-layout://PATH and use FROM NAME"
+            ))),
+            Op::Config(c) => {
+                let mut config = inputs
+                    .first()
+                    .and_then(|i| i.config.as_deref().cloned())
+                    .unwrap_or_else(ImageConfig::scratch);
+                for ch in &c.changes {
+                    config.apply(ch);
+                }
+                Ok(Value { key: key_of(op, inputs, &[]), config: Some(Arc::new(config)), ..Default::default() })
+            }
+            Op::Image(_) => Ok(Value {
+                key: key_of(op, inputs, &[]),
+                fs: inputs.first().and_then(|i| i.fs.clone()),
+                config: inputs.get(1).and_then(|i| i.config.clone()),
+                ..Default::default()
+            }),
+            Op::Exec(_) | Op::File(_) => self.layer_op(id, op, inputs, cancel),
+        }
+    }
+
+    fn layout_source(&self, op: &Op, context: &str, platform: &Platform) -> Result<Value, StepError> {
+        let Some(ContextSource::Layout { path, reference }) = self.opts.contexts.get(context) else {
+            return Err(msg(format!("build context `{context}` is not an oci-layout:// context")));
+        };
+        let resolved = engine_export::open_oci_layout(path, reference.as_ref(), platform)
+            .map_err(|e| msg(format!("cannot read OCI layout `{}`: {e}", path.display())))?;
+        let key = key_of(op, &[], &[&resolved.manifest_digest.to_string(), &platform.to_string()]);
+        let config = image_config::from_json(&resolved.config_bytes).map_err(msg)?;
+        let blobs = resolved.layer_blobs().map_err(|e| msg(e.to_string()))?;
+        let dir = self.state.snapshot_dir(&key);
+        let cached = dir.join("done").exists();
+        if !cached {
+            engine_export::import_blobs(&resolved, path, &self.state.blobs).map_err(|e| msg(e.to_string()))?;
+            let staging = self.staging(&key)?;
+            let fs_dir = staging.join("fs");
+            fs::create_dir_all(&fs_dir).map_err(ioe("creating snapshot"))?;
+            for b in &blobs {
+                let f = self.state.blobs.open_blob(&b.digest).map_err(|e| msg(e.to_string()))?;
+                engine_layers::apply_layer_verified(&fs_dir, f, &b.digest.to_string(), Some(&b.diff_id.to_string()))
+                    .map_err(|e| msg(format!("cannot unpack layer {}: {e}", b.digest)))?;
+            }
+            self.commit_snapshot(&staging, &dir)?;
+        }
+        let layer = Arc::new(Layer { dir: dir.join("fs"), blobs: Mutex::new(Some(blobs)), key: key.clone() });
+        Ok(Value {
+            key,
+            fs: Some(Snapshot::default().with(layer)),
+            config: Some(Arc::new(config)),
+            cached,
+            ..Default::default()
+        })
+    }
+
+    fn staging(&self, key: &str) -> Result<PathBuf, StepError> {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let p = self.state.root.join("tmp").join(format!("snap-{key}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).map_err(ioe("creating staging dir"))?;
+        Ok(p)
+    }
+
+    /// Move a finished snapshot into place. Another process may have won
+    /// the race: then theirs is used and ours dropped.
+    fn commit_snapshot(&self, staging: &Path, dir: &Path) -> Result<(), StepError> {
+        let _ = fs::remove_dir_all(staging.join("work"));
+        fs::write(staging.join("done"), b"").map_err(ioe("marking snapshot"))?;
+        if let Ok(f) = fs::File::open(staging) {
+            let _ = f.sync_all();
+        }
+        match fs::rename(staging, dir) {
+            Ok(()) => Ok(()),
+            Err(_) if dir.join("done").exists() => {
+                let _ = fs::remove_dir_all(staging);
+                Ok(())
+            }
+            Err(_) => {
+                // A half-made directory from a killed build: replace it.
+                let _ = fs::remove_dir_all(dir);
+                fs::rename(staging, dir).map_err(ioe(format!("committing snapshot {}", dir.display())))
+            }
+        }
+    }
+
+    fn local_extra(&self, op: &Op, inputs: &[Value]) -> Result<Vec<String>, StepError> {
+        let mut extra = Vec::new();
+        match op {
+            Op::File(f) => {
+                for a in &f.actions {
+                    if let FileAction::Copy(c) = a {
+                        if let Some(l) = inputs.get(c.src_input).and_then(|i| i.local.as_ref()) {
+                            let h = crate::hash::hash_selection(&l.path, Some(&l.ignore), &c.sources)
+                                .map_err(|e| msg(e.to_string()))?;
+                            extra.push(h);
+                        }
+                    }
+                }
+            }
+            Op::Exec(e) => {
+                for m in &e.mounts {
+                    if let MountKind::Bind { input, source } = &m.kind {
+                        if let Some(l) = inputs.get(*input).and_then(|i| i.local.as_ref()) {
+                            let h = crate::hash::hash_selection(&l.path, Some(&l.ignore), std::slice::from_ref(source))
+                                .map_err(|e| msg(e.to_string()))?;
+                            extra.push(h);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(extra)
+    }
+
+    fn layer_op(&self, id: NodeId, op: &Op, inputs: &[Value], cancel: &CancelToken) -> Result<Value, StepError> {
+        let extra = self.local_extra(op, inputs)?;
+        let extra_refs: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let key = key_of(op, inputs, &extra_refs);
+        let base = inputs.first().and_then(|i| i.fs.clone()).unwrap_or_default();
+        let dir = self.state.snapshot_dir(&key);
+        let cached = !self.opts.no_cache && dir.join("done").exists();
+        if !cached {
+            let staging = self.staging(&key)?;
+            let upper = staging.join("fs");
+            let work = staging.join("work");
+            fs::create_dir_all(&upper).map_err(ioe("creating upper dir"))?;
+            fs::create_dir_all(&work).map_err(ioe("creating work dir"))?;
+            let r = match op {
+                Op::Exec(e) => self.exec(id, e, &base, inputs, &upper, &work, cancel),
+                Op::File(f) => self.file(f, &base, inputs, &upper, &work),
+                _ => unreachable!("layer_op only runs exec and file ops"),
+            };
+            if let Err(e) = r {
+                let _ = fs::remove_dir_all(&staging);
+                return Err(e);
+            }
+            if self.opts.no_cache && dir.exists() {
+                let _ = fs::remove_dir_all(&dir);
+            }
+            self.commit_snapshot(&staging, &dir)?;
+        }
+        let layer = Arc::new(Layer { dir: dir.join("fs"), blobs: Mutex::new(None), key: key.clone() });
+        Ok(Value { key, fs: Some(base.with(layer)), cached, ..Default::default() })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn exec(
+        &self,
+        id: NodeId,
+        e: &engine_ir::Exec,
+        base: &Snapshot,
+        inputs: &[Value],
+        upper: &Path,
+        work: &Path,
+        cancel: &CancelToken,
+    ) -> Result<(), StepError> {
+        use engine_sandbox::{Mount as SMount, MountKind as SKind, Network, Rootfs, RunSpec};
+        let tmp = self.state.root.join("tmp");
+        let mut guards = Vec::new();
+        let mut scratch = Vec::new();
+        let mut mounts = Vec::new();
+        let mut env = e.env.clone();
+        for m in &e.mounts {
+            match &m.kind {
+                MountKind::Bind { input, source } => {
+                    let v = inputs.get(*input).ok_or_else(|| msg("mount input missing"))?;
+                    // The source is always mounted read-only from its origin;
+                    // a writable bind (`rw`) gets a throw-away overlay, so
+                    // writes never reach the context or a snapshot.
+                    let snap = match &v.local {
+                        Some(l) => Snapshot::default().with(Arc::new(Layer {
+                            dir: l.path.clone(),
+                            blobs: Mutex::new(Some(Vec::new())),
+                            key: String::new(),
+                        })),
+                        None => v.fs.clone().unwrap_or_default(),
+                    };
+                    let g = if m.readonly {
+                        mount_overlay(&snap, None, &tmp).map_err(ioe("mounting bind source"))?
+                    } else {
+                        let d = self.state.tempdir("bind-").map_err(ioe("creating bind scratch"))?;
+                        let (u, w) = (d.path().join("upper"), d.path().join("work"));
+                        fs::create_dir_all(&u).and_then(|_| fs::create_dir_all(&w)).map_err(ioe("creating bind scratch"))?;
+                        let g = mount_overlay(&snap, Some((&u, &w)), &tmp).map_err(ioe("mounting bind source"))?;
+                        scratch.push(d);
+                        g
+                    };
+                    let host = resolve_in_root(g.path(), source, true).map_err(ioe("resolving mount source"))?;
+                    guards.push(g);
+                    mounts.push(SMount { target: m.target.clone(), kind: SKind::Bind { source: host, readonly: m.readonly } });
+                }
+                MountKind::Cache { id: cid, .. } => {
+                    let d = self.state.cache_mount_dir(cid);
+                    fs::create_dir_all(&d).map_err(ioe("creating cache mount"))?;
+                    mounts.push(SMount { target: m.target.clone(), kind: SKind::Bind { source: d, readonly: m.readonly } });
+                }
+                MountKind::Tmpfs { size } => {
+                    mounts.push(SMount { target: m.target.clone(), kind: SKind::Tmpfs { size: *size } });
+                }
+                MountKind::Secret { id: sid, required, mode, env: env_name, .. } => {
+                    let value = match self.opts.secrets.get(sid) {
+                        Some(SecretSource::File(p)) => Some(fs::read(p).map_err(ioe(format!("reading secret `{sid}`")))?),
+                        Some(SecretSource::Env(v)) => std::env::var(v).ok().map(String::into_bytes),
+                        None => None,
+                    };
+                    let Some(value) = value else {
+                        if *required {
+                            return Err(msg(format!("secret `{sid}` is required but was not given with --secret")));
+                        }
+                        continue;
+                    };
+                    if let Some(var) = env_name {
+                        env.push(format!("{var}={}", String::from_utf8_lossy(&value)));
+                    }
+                    if !m.target.is_empty() {
+                        let d = self.state.tempdir("secret-").map_err(ioe("creating secret dir"))?;
+                        let p = d.path().join("secret");
+                        fs::write(&p, &value).map_err(ioe("writing secret"))?;
+                        use std::os::unix::fs::PermissionsExt;
+                        let _ = fs::set_permissions(&p, fs::Permissions::from_mode(*mode));
+                        mounts.push(SMount { target: m.target.clone(), kind: SKind::Bind { source: p, readonly: true } });
+                        scratch.push(d);
+                    }
+                }
+                MountKind::Ssh { id: sid, required, .. } => {
+                    if *required {
+                        return Err(msg(format!("ssh agent `{sid}` is required but ssh forwarding is not supported")));
+                    }
+                }
+            }
+        }
+        let mut spec = RunSpec::new(
+            Rootfs::Overlay { lowers: base.lowers_top_first(), upper: upper.to_path_buf(), work: work.to_path_buf() },
+            e.args.clone(),
+        );
+        spec.env = env;
+        spec.cwd = e.cwd.clone();
+        if !e.user.is_empty() {
+            spec.user_lookup = Some(e.user.clone());
+        }
+        spec.network = match e.network {
+            NetworkMode::None => Network::None,
+            NetworkMode::Default | NetworkMode::Host => Network::Host,
+        };
+        spec.mounts = mounts;
+        let tail = Arc::new(Mutex::new(Tail::default()));
+        let mut out = LineSink { id: id.0, progress: self.progress, tail: tail.clone(), buf: Vec::new() };
+        let mut err = LineSink { id: id.0, progress: self.progress, tail: tail.clone(), buf: Vec::new() };
+        let scancel = engine_sandbox::CancelToken::new();
+        let watcher_flag = scancel.clone();
+        let outer = cancel.clone();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done2 = done.clone();
+        let watcher = std::thread::spawn(move || {
+            while !done2.load(Ordering::SeqCst) {
+                if outer.is_cancelled() {
+                    watcher_flag.cancel();
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        });
+        let status = self.executor.run(&spec, &mut out, &mut err, &scancel);
+        done.store(true, Ordering::SeqCst);
+        let _ = watcher.join();
+        out.flush_rest();
+        err.flush_rest();
+        drop(guards);
+        let status = status.map_err(|e| msg(format!("cannot run step: {e}")))?;
+        if !status.success() {
+            let tail = tail.lock().unwrap_or_else(|p| p.into_inner()).lines.clone();
+            return Err(StepError::Exit { command: display_command(&e.args), code: status.code(), tail });
+        }
+        Ok(())
+    }
+
+    fn file(&self, f: &engine_ir::FileOp, base: &Snapshot, inputs: &[Value], upper: &Path, work: &Path) -> Result<(), StepError> {
+        let tmp = self.state.root.join("tmp");
+        let merged = mount_overlay(base, Some((upper, work)), &tmp).map_err(ioe("mounting the step's filesystem"))?;
+        let root = merged.path().to_path_buf();
+        for a in &f.actions {
+            match a {
+                FileAction::Copy(c) => {
+                    let src = inputs.get(c.src_input).ok_or_else(|| msg("copy source missing"))?;
+                    let guard;
+                    let (src_root, ignore, ownership) = if let Some(l) = &src.local {
+                        (l.path.clone(), Some(&l.ignore), Ownership::Root)
+                    } else {
+                        guard = mount_overlay(src.fs.as_ref().unwrap_or(&Snapshot::default()), None, &tmp)
+                            .map_err(ioe("mounting copy source"))?;
+                        (guard.path().to_path_buf(), None, Ownership::Preserve)
+                    };
+                    let ownership = match &c.chown {
+                        Some(ch) => {
+                            let spec = match &ch.group {
+                                Some(g) => format!("{}:{g}", ch.user),
+                                None => ch.user.clone(),
+                            };
+                            let u = engine_sandbox::resolve_user(&root, &spec).map_err(|e| msg(e.to_string()))?;
+                            Ownership::Set(u.uid, u.gid)
+                        }
+                        None => ownership,
+                    };
+                    let req = CopyRequest {
+                        src_root: &src_root,
+                        dest_root: &root,
+                        action: c,
+                        ignore,
+                        ownership,
+                        unpack: c.unpack_archives,
+                    };
+                    copy::copy(&req).map_err(|e| msg(e.to_string()))?;
+                }
+                FileAction::Mkdir { path, mode, owner, .. } => {
+                    let (uid, gid) = match owner {
+                        Some(o) => {
+                            let spec = match &o.group {
+                                Some(g) => format!("{}:{g}", o.user),
+                                None => o.user.clone(),
+                            };
+                            let u = engine_sandbox::resolve_user(&root, &spec).map_err(|e| msg(e.to_string()))?;
+                            (u.uid, u.gid)
+                        }
+                        None => (0, 0),
+                    };
+                    mkdir_p(&root, path, *mode, uid, gid)?;
+                }
+                FileAction::Mkfile { path, data, mode, owner } => {
+                    let (parent, _) = path.rsplit_once('/').unwrap_or(("", path));
+                    mkdir_p(&root, if parent.is_empty() { "/" } else { parent }, 0o755, 0, 0)?;
+                    let p = resolve_in_root(&root, path, false).map_err(ioe("resolving file"))?;
+                    if fs::symlink_metadata(&p).is_ok() {
+                        let _ = fs::remove_file(&p);
+                    }
+                    fs::write(&p, data).map_err(ioe(format!("writing {path}")))?;
+                    use std::os::unix::fs::PermissionsExt;
+                    fs::set_permissions(&p, fs::Permissions::from_mode(*mode)).map_err(ioe("chmod"))?;
+                    if let Some(o) = owner {
+                        let spec = match &o.group {
+                            Some(g) => format!("{}:{g}", o.user),
+                            None => o.user.clone(),
+                        };
+                        let u = engine_sandbox::resolve_user(&root, &spec).map_err(|e| msg(e.to_string()))?;
+                        std::os::unix::fs::lchown(&p, Some(u.uid), Some(u.gid)).map_err(ioe("chown"))?;
+                    }
+                }
+                FileAction::Rm { path, allow_not_found } => {
+                    let p = resolve_in_root(&root, path, false).map_err(ioe("resolving path"))?;
+                    let r = match fs::symlink_metadata(&p) {
+                        Ok(m) if m.is_dir() => fs::remove_dir_all(&p),
+                        Ok(_) => fs::remove_file(&p),
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = r {
+                        if !(*allow_not_found && e.kind() == io::ErrorKind::NotFound) {
+                            return Err(StepError::Io { context: format!("removing {path}"), source: e });
+                        }
+                    }
+                }
+            }
+        }
+        drop(merged);
+        Ok(())
+    }
+}
+
+fn mkdir_p(root: &Path, path: &str, mode: u32, uid: u32, gid: u32) -> Result<(), StepError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut built = String::new();
+    for seg in path.split('/').filter(|s| !s.is_empty() && *s != ".") {
+        built = format!("{built}/{seg}");
+        let p = resolve_in_root(root, &built, true).map_err(ioe("resolving directory"))?;
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => continue,
+            Ok(_) => return Err(msg(format!("cannot create directory {built}: a file is in the way"))),
+            Err(_) => {
+                fs::create_dir(&p).map_err(ioe(format!("creating {built}")))?;
+                fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(ioe("chmod"))?;
+                std::os::unix::fs::lchown(&p, Some(uid), Some(gid)).map_err(ioe("chown"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn display_command(args: &[String]) -> String {
+    args.join(" ")
+}
+
+#[derive(Default)]
+struct Tail {
+    lines: Vec<String>,
+}
+
+const TAIL_LINES: usize = 20;
+
+/// Splits a step's output into lines for progress, keeping the last few for
+/// the error report.
+struct LineSink<'p> {
+    id: u32,
+    progress: &'p dyn Progress,
+    tail: Arc<Mutex<Tail>>,
+    buf: Vec<u8>,
+}
+
+impl LineSink<'_> {
+    fn line(&self, l: &[u8]) {
+        let s = String::from_utf8_lossy(l).into_owned();
+        self.progress.output(self.id, &s);
+        let mut t = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        t.lines.push(s);
+        if t.lines.len() > TAIL_LINES {
+            t.lines.remove(0);
+        }
+    }
+
+    fn flush_rest(&mut self) {
+        if !self.buf.is_empty() {
+            let rest = std::mem::take(&mut self.buf);
+            self.line(&rest);
+        }
+    }
+}
+
+impl Write for LineSink<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        while let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.buf.drain(..=pos).collect();
+            self.line(&line[..line.len() - 1]);
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

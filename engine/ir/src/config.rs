@@ -124,7 +124,18 @@ pub enum ConfigChange {
     },
 }
 
+/// BuildKit's `PATH` for images that do not set one.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 impl ImageConfig {
+    /// The config of `FROM scratch`: BuildKit gives it a `PATH` and `/`.
+    pub fn scratch() -> Self {
+        let mut c = ImageConfig::default();
+        c.set_env("PATH", DEFAULT_PATH);
+        c.working_dir = Some("/".into());
+        c
+    }
+
     pub fn get_env(&self, key: &str) -> Option<&str> {
         self.env.iter().find_map(|kv| {
             let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));

@@ -13,10 +13,19 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("engine-cache", &["engine-ir"][..]),
         ("engine-layers", &["engine-ir"][..]),
         ("engine-sandbox", &["engine-ir"][..]),
-        ("engine-export", &["engine-ir", "engine-cache", "engine-layers"][..]),
+        (
+            "engine-export",
+            &["engine-ir", "engine-cache", "engine-layers"][..],
+        ),
         (
             "engine-solver",
-            &["engine-ir", "engine-cache", "engine-layers", "engine-sandbox", "engine-export"][..],
+            &[
+                "engine-ir",
+                "engine-cache",
+                "engine-layers",
+                "engine-sandbox",
+                "engine-export",
+            ][..],
         ),
         // The binary, tests and benches sit on top and may use everything.
         ("engine-cli", &["*"][..]),
@@ -28,21 +37,35 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
 #[test]
 fn workspace_crates_respect_the_layering() {
     let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .output()
         .expect("cargo metadata runs");
-    assert!(out.status.success(), "cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata is json");
     let packages = meta["packages"].as_array().expect("packages");
-    let members: BTreeSet<String> =
-        packages.iter().map(|p| p["name"].as_str().unwrap_or_default().to_string()).collect();
+    let members: BTreeSet<String> = packages
+        .iter()
+        .map(|p| p["name"].as_str().unwrap_or_default().to_string())
+        .collect();
     let rules = allowed();
     let mut violations = Vec::new();
     for p in packages {
         let name = p["name"].as_str().unwrap_or_default();
         let Some(allow) = rules.get(name) else {
-            violations.push(format!("{name}: new crate, add it to the layering rules and ARCHITECTURE.md"));
+            violations.push(format!(
+                "{name}: new crate, add it to the layering rules and ARCHITECTURE.md"
+            ));
             continue;
         };
         for dep in p["dependencies"].as_array().into_iter().flatten() {
@@ -57,7 +80,11 @@ fn workspace_crates_respect_the_layering() {
             }
         }
     }
-    assert!(violations.is_empty(), "layering violations:\n{}", violations.join("\n"));
+    assert!(
+        violations.is_empty(),
+        "layering violations:\n{}",
+        violations.join("\n")
+    );
 }
 
 #[test]

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "engine", version, about = "A declarative build-graph engine for container images")]
+#[command(
+    name = "engine",
+    version,
+    about = "A declarative build-graph engine for container images"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

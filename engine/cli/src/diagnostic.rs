@@ -1,7 +1,9 @@
 //! Rendering of frontend errors: `Dockerfile:12:5`, the source line with a
 //! caret under the problem, and a hint. Output stays readable without colour.
 
-use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+use miette::{
+    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan,
+};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
@@ -17,7 +19,9 @@ pub struct SourceError {
 
 impl Diagnostic for SourceError {
     fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
-        self.hint.as_ref().map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
+        self.hint
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn std::fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
@@ -26,7 +30,10 @@ impl Diagnostic for SourceError {
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let span = self.span?;
-        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(Some("here".into()), span))))
+        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
+            Some("here".into()),
+            span,
+        ))))
     }
 }
 
@@ -39,7 +46,11 @@ impl SourceError {
                 let span = offset_of(text, loc.line, loc.col).map(|off| {
                     let rest = &text[off..];
                     let line_rest = rest.split('\n').next().unwrap_or("");
-                    let len: usize = line_rest.chars().take(loc.len.max(1)).map(char::len_utf8).sum();
+                    let len: usize = line_rest
+                        .chars()
+                        .take(loc.len.max(1))
+                        .map(char::len_utf8)
+                        .sum();
                     SourceSpan::new(off.into(), len)
                 });
                 (loc.line, loc.col, span)
@@ -61,7 +72,10 @@ impl SourceError {
     pub fn render(&self) -> String {
         let mut out = String::new();
         if self.line > 0 {
-            out.push_str(&format!("error: {}:{}:{}: {}\n", self.file, self.line, self.col, self.message));
+            out.push_str(&format!(
+                "error: {}:{}:{}: {}\n",
+                self.file, self.line, self.col, self.message
+            ));
         } else {
             out.push_str(&format!("error: {}: {}\n", self.file, self.message));
         }
@@ -84,7 +98,8 @@ impl SourceError {
 }
 
 pub fn theme() -> GraphicalTheme {
-    let colour = std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let colour = std::env::var_os("NO_COLOR").is_none()
+        && std::io::IsTerminal::is_terminal(&std::io::stderr());
     if colour {
         GraphicalTheme::unicode()
     } else {
@@ -97,7 +112,11 @@ fn offset_of(text: &str, line: usize, col: usize) -> Option<usize> {
     let mut off = 0;
     for (i, l) in text.split('\n').enumerate() {
         if i + 1 == line {
-            let within: usize = l.chars().take(col.saturating_sub(1)).map(char::len_utf8).sum();
+            let within: usize = l
+                .chars()
+                .take(col.saturating_sub(1))
+                .map(char::len_utf8)
+                .sum();
             return Some(off + within.min(l.len()));
         }
         off += l.len() + 1;

@@ -19,16 +19,25 @@ pub enum Failure {
     /// Rendered text, printed as is (frontend errors with source snippets).
     Rendered(String),
     /// A plain message, printed as `error: MESSAGE` with optional hint.
-    Message { message: String, hint: Option<String> },
+    Message {
+        message: String,
+        hint: Option<String>,
+    },
 }
 
 impl Failure {
     pub fn msg(message: impl Into<String>) -> Self {
-        Failure::Message { message: message.into(), hint: None }
+        Failure::Message {
+            message: message.into(),
+            hint: None,
+        }
     }
 
     pub fn hint(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Failure::Message { message: message.into(), hint: Some(hint.into()) }
+        Failure::Message {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
     }
 }
 

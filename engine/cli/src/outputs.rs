@@ -28,7 +28,12 @@ pub struct Output {
 
 pub fn parse(spec: &str) -> Result<Output, Failure> {
     if !spec.contains('=') {
-        return Ok(Output { kind: Kind::Local, dest: PathBuf::from(spec), names: vec![], compression: Compression::Gzip });
+        return Ok(Output {
+            kind: Kind::Local,
+            dest: PathBuf::from(spec),
+            names: vec![],
+            compression: Compression::Gzip,
+        });
     }
     let mut kind = None;
     let mut dest = None;
@@ -37,17 +42,28 @@ pub fn parse(spec: &str) -> Result<Output, Failure> {
     let mut compression = Compression::Gzip;
     for field in spec.split(',') {
         let (k, v) = field.split_once('=').ok_or_else(|| {
-            Failure::hint(format!("invalid output field `{field}` in `{spec}`"), "write key=value pairs separated by commas")
+            Failure::hint(
+                format!("invalid output field `{field}` in `{spec}`"),
+                "write key=value pairs separated by commas",
+            )
         })?;
         match k.trim() {
             "type" => kind = Some(v.trim().to_string()),
             "dest" => dest = Some(PathBuf::from(v.trim())),
-            "name" => names.extend(v.split(';').map(|s| s.trim().to_string()).filter(|s| !s.is_empty())),
+            "name" => names.extend(
+                v.split(';')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty()),
+            ),
             "tar" => {
                 tar = match v.trim() {
                     "true" => true,
                     "false" => false,
-                    other => return Err(Failure::msg(format!("invalid tar value `{other}`: expected true or false"))),
+                    other => {
+                        return Err(Failure::msg(format!(
+                            "invalid tar value `{other}`: expected true or false"
+                        )))
+                    }
                 }
             }
             "compression" => {
@@ -65,7 +81,11 @@ pub fn parse(spec: &str) -> Result<Output, Failure> {
             }
             // Accepted for buildx compatibility; our outputs are already what they ask for.
             "oci-mediatypes" | "force-compression" | "compression-level" | "rewrite-timestamp" => {}
-            other => return Err(Failure::msg(format!("unknown output option `{other}` in `{spec}`"))),
+            other => {
+                return Err(Failure::msg(format!(
+                    "unknown output option `{other}` in `{spec}`"
+                )))
+            }
         }
     }
     let kind = match kind.as_deref() {
@@ -83,7 +103,12 @@ pub fn parse(spec: &str) -> Result<Output, Failure> {
         None => return Err(Failure::msg(format!("output `{spec}` has no type"))),
     };
     let dest = dest.ok_or_else(|| Failure::msg(format!("output `{spec}` has no dest")))?;
-    Ok(Output { kind, dest, names, compression })
+    Ok(Output {
+        kind,
+        dest,
+        names,
+        compression,
+    })
 }
 
 #[cfg(test)]
@@ -95,7 +120,10 @@ mod tests {
         let o = parse("type=oci,dest=out,tar=false,compression=zstd").unwrap();
         assert_eq!(o.kind, Kind::OciDir);
         assert_eq!(o.compression, Compression::Zstd);
-        assert_eq!(parse("type=docker,dest=a.tar,name=x:1").unwrap().names, vec!["x:1"]);
+        assert_eq!(
+            parse("type=docker,dest=a.tar,name=x:1").unwrap().names,
+            vec!["x:1"]
+        );
         assert_eq!(parse("./rootfs").unwrap().kind, Kind::Local);
         assert!(parse("type=registry,ref=x").is_err());
         assert!(parse("type=oci").is_err());

@@ -13,7 +13,6 @@ use crate::Failure;
 
 pub struct Planned {
     pub graph: Graph,
-    pub frontend_file: PathBuf,
     pub warnings: Vec<String>,
 }
 
@@ -69,7 +68,10 @@ pub fn parse_build_args(raw: &[String]) -> Result<BTreeMap<String, String>, Fail
 #[derive(Debug, Clone)]
 pub enum ContextSpec {
     Dir(PathBuf),
-    Layout { path: PathBuf, reference: Option<String> },
+    Layout {
+        path: PathBuf,
+        reference: Option<String>,
+    },
     Image(String),
 }
 
@@ -83,11 +85,16 @@ pub fn parse_build_contexts(raw: &[String]) -> Result<BTreeMap<String, ContextSp
             ));
         };
         if name.is_empty() || value.is_empty() {
-            return Err(Failure::msg(format!("invalid --build-context `{item}`: empty name or value")));
+            return Err(Failure::msg(format!(
+                "invalid --build-context `{item}`: empty name or value"
+            )));
         }
         let spec = if let Some(rest) = value.strip_prefix("oci-layout://") {
             let (path, reference) = split_layout_ref(rest);
-            ContextSpec::Layout { path: PathBuf::from(path), reference }
+            ContextSpec::Layout {
+                path: PathBuf::from(path),
+                reference,
+            }
         } else if let Some(r) = value.strip_prefix("docker-image://") {
             ContextSpec::Image(r.to_string())
         } else if value.contains("://") {
@@ -107,7 +114,10 @@ fn split_layout_ref(s: &str) -> (&str, Option<String>) {
     }
     let last_slash = s.rfind('/').map_or(0, |i| i + 1);
     match s[last_slash..].rfind(':') {
-        Some(i) => (&s[..last_slash + i], Some(s[last_slash + i + 1..].to_string())),
+        Some(i) => (
+            &s[..last_slash + i],
+            Some(s[last_slash + i + 1..].to_string()),
+        ),
         None => (s, None),
     }
 }
@@ -152,11 +162,19 @@ fn read_dockerignore(dockerfile: &Path, context: &Path) -> Result<Option<String>
 
 /// The directories and layouts the solver reads: the main context plus
 /// named contexts.
-pub fn solver_contexts(args: &PlanArgs) -> Result<BTreeMap<String, engine_solver::run::ContextSource>, Failure> {
+pub fn solver_contexts(
+    args: &PlanArgs,
+) -> Result<BTreeMap<String, engine_solver::run::ContextSource>, Failure> {
     use engine_solver::run::ContextSource;
-    let abs = |p: &Path| std::fs::canonicalize(p).map_err(|e| Failure::msg(format!("cannot use `{}`: {e}", p.display())));
+    let abs = |p: &Path| {
+        std::fs::canonicalize(p)
+            .map_err(|e| Failure::msg(format!("cannot use `{}`: {e}", p.display())))
+    };
     let mut out = BTreeMap::new();
-    out.insert("context".to_string(), ContextSource::Dir(abs(&args.context)?));
+    out.insert(
+        "context".to_string(),
+        ContextSource::Dir(abs(&args.context)?),
+    );
     for (name, spec) in parse_build_contexts(&args.build_contexts)? {
         match spec {
             ContextSpec::Dir(p) => {
@@ -170,7 +188,13 @@ pub fn solver_contexts(args: &PlanArgs) -> Result<BTreeMap<String, engine_solver
                 };
                 let (path, reference) = engine_export::parse_oci_layout_ref(&raw)
                     .map_err(|e| Failure::msg(format!("invalid --build-context `{name}`: {e}")))?;
-                out.insert(name, ContextSource::Layout { path: abs(&path)?, reference });
+                out.insert(
+                    name,
+                    ContextSource::Layout {
+                        path: abs(&path)?,
+                        reference,
+                    },
+                );
             }
             ContextSpec::Image(_) => {}
         }
@@ -187,7 +211,10 @@ pub fn plan(args: &PlanArgs, resolver: &dyn ImageResolver) -> Result<Planned, Fa
         ));
     }
     if !args.context.is_dir() {
-        return Err(Failure::msg(format!("context `{}` is not a directory", args.context.display())));
+        return Err(Failure::msg(format!(
+            "context `{}` is not a directory",
+            args.context.display()
+        )));
     }
     let text = read_text(&file)?;
     let dockerignore = read_dockerignore(&file, &args.context)?;
@@ -197,7 +224,10 @@ pub fn plan(args: &PlanArgs, resolver: &dyn ImageResolver) -> Result<Planned, Fa
         Some(p) => Platform::parse(p).map_err(|e| Failure::msg(e.to_string()))?,
         None => Platform::host(),
     };
-    let display_name = file.file_name().map_or_else(|| "Dockerfile".to_string(), |n| n.to_string_lossy().into_owned());
+    let display_name = file.file_name().map_or_else(
+        || "Dockerfile".to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     let named_contexts = contexts
         .iter()
         .map(|(k, v)| {
@@ -223,9 +253,13 @@ pub fn plan(args: &PlanArgs, resolver: &dyn ImageResolver) -> Result<Planned, Fa
         resolver,
         context_name: "context".into(),
     };
-    let planned = engine_dockerfile::lower::plan(&text, &opts)
-        .map_err(|e| Failure::Rendered(SourceError::from_frontend(&display_name, &text, &e).render()))?;
-    Ok(Planned { graph: planned.graph, frontend_file: file, warnings: planned.warnings })
+    let planned = engine_dockerfile::lower::plan(&text, &opts).map_err(|e| {
+        Failure::Rendered(SourceError::from_frontend(&display_name, &text, &e).render())
+    })?;
+    Ok(Planned {
+        graph: planned.graph,
+        warnings: planned.warnings,
+    })
 }
 
 #[cfg(test)]
@@ -234,8 +268,14 @@ mod tests {
 
     #[test]
     fn layout_refs_split_on_the_last_component() {
-        assert_eq!(split_layout_ref("/a/b:c/img:v1"), ("/a/b:c/img", Some("v1".into())));
-        assert_eq!(split_layout_ref("/a/img@sha256:ab"), ("/a/img", Some("@sha256:ab".into())));
+        assert_eq!(
+            split_layout_ref("/a/b:c/img:v1"),
+            ("/a/b:c/img", Some("v1".into()))
+        );
+        assert_eq!(
+            split_layout_ref("/a/img@sha256:ab"),
+            ("/a/img", Some("@sha256:ab".into()))
+        );
         assert_eq!(split_layout_ref("./img"), ("./img", None));
     }
 }

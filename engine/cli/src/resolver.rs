@@ -11,16 +11,28 @@ pub struct LayoutResolver<'a> {
 }
 
 impl ImageResolver for LayoutResolver<'_> {
-    fn resolve_image(&self, _reference: &str, _platform: &Platform) -> Result<Option<ResolvedImage>, String> {
+    fn resolve_image(
+        &self,
+        _reference: &str,
+        _platform: &Platform,
+    ) -> Result<Option<ResolvedImage>, String> {
         Ok(None)
     }
 
-    fn resolve_layout(&self, context: &str, platform: &Platform) -> Result<Option<ResolvedImage>, String> {
+    fn resolve_layout(
+        &self,
+        context: &str,
+        platform: &Platform,
+    ) -> Result<Option<ResolvedImage>, String> {
         let Some(ContextSource::Layout { path, reference }) = self.contexts.get(context) else {
             return Ok(None);
         };
-        let r = engine_export::open_oci_layout(path, reference.as_ref(), platform).map_err(|e| e.to_string())?;
+        let r = engine_export::open_oci_layout(path, reference.as_ref(), platform)
+            .map_err(|e| e.to_string())?;
         let config = engine_solver::image_config::from_json(&r.config_bytes)?;
-        Ok(Some(ResolvedImage { digest: Some(r.manifest_digest.to_string()), config }))
+        Ok(Some(ResolvedImage {
+            digest: Some(r.manifest_digest.to_string()),
+            config,
+        }))
     }
 }

@@ -115,10 +115,18 @@ impl GraphBuilder {
         let mut remap: Vec<NodeId> = Vec::with_capacity(g.len());
         for (_, node) in g.nodes() {
             let inputs = node.inputs.iter().map(|i| remap[i.0 as usize]).collect();
-            let id = self.add(node.op.clone(), inputs, node.meta.clone()).expect("inputs precede users");
+            let id = self
+                .add(node.op.clone(), inputs, node.meta.clone())
+                .expect("inputs precede users");
             remap.push(id);
         }
-        g.targets().iter().map(|t| Target { name: t.name.clone(), node: remap[t.node.0 as usize] }).collect()
+        g.targets()
+            .iter()
+            .map(|t| Target {
+                name: t.name.clone(),
+                node: remap[t.node.0 as usize],
+            })
+            .collect()
     }
 
     pub fn finish(self, targets: Vec<Target>) -> Graph {

@@ -144,15 +144,28 @@ fn select_keeps_only_what_targets_need() {
 #[test]
 fn importing_a_graph_merges_equal_nodes() {
     let mut a = GraphBuilder::new();
-    let s = a.add(Op::Source(Source::Scratch), vec![], meta("")).unwrap();
+    let s = a
+        .add(Op::Source(Source::Scratch), vec![], meta(""))
+        .unwrap();
     let x = a.add(exec(&["x"]), vec![s], meta("")).unwrap();
-    let ga = a.finish(vec![Target { name: "a".into(), node: x }]);
+    let ga = a.finish(vec![Target {
+        name: "a".into(),
+        node: x,
+    }]);
     let mut b = GraphBuilder::new();
-    let s2 = b.add(Op::Source(Source::Scratch), vec![], meta("")).unwrap();
+    let s2 = b
+        .add(Op::Source(Source::Scratch), vec![], meta(""))
+        .unwrap();
     let y = b.add(exec(&["y"]), vec![s2], meta("")).unwrap();
     let mut targets = b.import(&ga);
-    targets.push(Target { name: "b".into(), node: y });
+    targets.push(Target {
+        name: "b".into(),
+        node: y,
+    });
     let g = b.finish(targets);
     assert_eq!(g.len(), 3, "the shared scratch source is one node");
-    assert_eq!(g.node(g.target("a").unwrap().node).digest, ga.node(ga.target("a").unwrap().node).digest);
+    assert_eq!(
+        g.node(g.target("a").unwrap().node).digest,
+        ga.node(ga.target("a").unwrap().node).digest
+    );
 }

@@ -45,7 +45,9 @@ fn decoder(path: &Path) -> io::Result<Option<Box<dyn Read>>> {
         }
         n += k;
     }
-    let Some(codec) = sniff(&head[..n]) else { return Ok(None) };
+    let Some(codec) = sniff(&head[..n]) else {
+        return Ok(None);
+    };
     let f = BufReader::new(fs::File::open(path)?);
     let r: Box<dyn Read> = match codec {
         Codec::Plain => Box::new(f),
@@ -60,7 +62,9 @@ fn decoder(path: &Path) -> io::Result<Option<Box<dyn Read>>> {
 /// Whether ADD should extract this file: it must be a tar, possibly
 /// compressed. A compressed file that is not a tar inside is copied as is.
 pub fn is_archive(path: &Path) -> bool {
-    let Ok(Some(mut r)) = decoder(path) else { return false };
+    let Ok(Some(mut r)) = decoder(path) else {
+        return false;
+    };
     let mut head = vec![0u8; 512];
     let mut n = 0;
     while n < head.len() {
@@ -73,19 +77,39 @@ pub fn is_archive(path: &Path) -> bool {
 }
 
 fn tar_checksum_ok(h: &[u8]) -> bool {
-    let stored = std::str::from_utf8(&h[148..156]).ok().map(|s| s.trim_matches(|c: char| c == '\0' || c == ' '));
-    let Some(Ok(stored)) = stored.map(|s| u32::from_str_radix(s, 8)) else { return false };
-    let sum: u32 = h.iter().enumerate().map(|(i, b)| if (148..156).contains(&i) { 32 } else { *b as u32 }).sum();
+    let stored = std::str::from_utf8(&h[148..156])
+        .ok()
+        .map(|s| s.trim_matches(|c: char| c == '\0' || c == ' '));
+    let Some(Ok(stored)) = stored.map(|s| u32::from_str_radix(s, 8)) else {
+        return false;
+    };
+    let sum: u32 = h
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                *b as u32
+            }
+        })
+        .sum();
     sum == stored && h[0] != 0
 }
 
 pub fn extract(archive: &Path, dest: &Path, ownership: Ownership) -> Result<(), String> {
-    let r = decoder(archive).map_err(|e| e.to_string())?.ok_or("not an archive")?;
+    let r = decoder(archive)
+        .map_err(|e| e.to_string())?
+        .ok_or("not an archive")?;
     let mut ar = tar::Archive::new(r);
     let mut dirs = Vec::new();
     for entry in ar.entries().map_err(|e| e.to_string())? {
         let mut entry = entry.map_err(|e| e.to_string())?;
-        let raw = entry.path().map_err(|e| e.to_string())?.to_string_lossy().into_owned();
+        let raw = entry
+            .path()
+            .map_err(|e| e.to_string())?
+            .to_string_lossy()
+            .into_owned();
         let target = resolve_in_root(dest, &raw, false).map_err(|e| e.to_string())?;
         if target == dest {
             continue;
@@ -113,17 +137,28 @@ pub fn extract(archive: &Path, dest: &Path, ownership: Ownership) -> Result<(), 
                 dirs.push((target.clone(), h.mtime().unwrap_or(0)));
             }
             tar::EntryType::Symlink => {
-                let link = entry.link_name().map_err(|e| e.to_string())?.ok_or("symlink without target")?;
+                let link = entry
+                    .link_name()
+                    .map_err(|e| e.to_string())?
+                    .ok_or("symlink without target")?;
                 std::os::unix::fs::symlink(link, &target).map_err(|e| e.to_string())?;
             }
             tar::EntryType::Link => {
-                let link = entry.link_name().map_err(|e| e.to_string())?.ok_or("hardlink without target")?;
-                let src = resolve_in_root(dest, &link.to_string_lossy(), false).map_err(|e| e.to_string())?;
+                let link = entry
+                    .link_name()
+                    .map_err(|e| e.to_string())?
+                    .ok_or("hardlink without target")?;
+                let src = resolve_in_root(dest, &link.to_string_lossy(), false)
+                    .map_err(|e| e.to_string())?;
                 fs::hard_link(&src, &target).map_err(|e| e.to_string())?;
                 continue;
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let mut w = fs::OpenOptions::new().write(true).create_new(true).open(&target).map_err(|e| e.to_string())?;
+                let mut w = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&target)
+                    .map_err(|e| e.to_string())?;
                 io::copy(&mut entry, &mut w).map_err(|e| e.to_string())?;
             }
             // Devices, fifos and metadata-only entries are skipped, as BuildKit does for ADD.
@@ -163,7 +198,13 @@ pub fn mknod_like(to: &Path, meta: &fs::Metadata) -> io::Result<()> {
     };
     let c = CString::new(to.as_os_str().as_encoded_bytes()).map_err(io::Error::other)?;
     // SAFETY: `c` is a valid NUL-terminated path; mknod has no other preconditions.
-    let rc = unsafe { libc::mknod(c.as_ptr(), kind | (meta.mode() & 0o7777), meta.rdev() as libc::dev_t) };
+    let rc = unsafe {
+        libc::mknod(
+            c.as_ptr(),
+            kind | (meta.mode() & 0o7777),
+            meta.rdev() as libc::dev_t,
+        )
+    };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }

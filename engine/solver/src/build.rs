@@ -23,7 +23,11 @@ pub struct Solved {
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("{name}: {error}")]
-    Step { name: String, location: Option<engine_ir::SourceLocation>, error: StepError },
+    Step {
+        name: String,
+        location: Option<engine_ir::SourceLocation>,
+        error: StepError,
+    },
     #[error("build cancelled")]
     Cancelled,
 }
@@ -42,7 +46,11 @@ pub fn solve(
     let values = scheduler::run(graph, &runner, sched, cancel).map_err(|s| match s {
         Stopped::Failed(f) => {
             let node = graph.node(f.node);
-            BuildError::Step { name: node.meta.name.clone(), location: node.meta.location.clone(), error: f.error }
+            BuildError::Step {
+                name: node.meta.name.clone(),
+                location: node.meta.location.clone(),
+                error: f.error,
+            }
         }
         Stopped::Cancelled => BuildError::Cancelled,
     })?;
@@ -69,7 +77,11 @@ pub fn target_platform(graph: &Graph, name: &str) -> Option<engine_ir::Platform>
 }
 
 /// Write the merged root filesystem of a value as an uncompressed tar.
-pub fn write_rootfs_tar(state: &StateDir, value: &Value, out: impl std::io::Write) -> Result<(), StepError> {
+pub fn write_rootfs_tar(
+    state: &StateDir,
+    value: &Value,
+    out: impl std::io::Write,
+) -> Result<(), StepError> {
     let snap = value.fs.clone().unwrap_or_default();
     let guard = crate::snapshot::mount_overlay(&snap, None, &state.root.join("tmp"))
         .map_err(|e| StepError::Message(format!("cannot mount the image filesystem: {e}")))?;
@@ -85,13 +97,34 @@ pub fn write_rootfs_tar(state: &StateDir, value: &Value, out: impl std::io::Writ
 
 /// Copy the merged root filesystem of a value into `dest`.
 pub fn write_rootfs_dir(state: &StateDir, value: &Value, dest: &Path) -> Result<(), StepError> {
-    std::fs::create_dir_all(dest).map_err(|e| StepError::Io { context: format!("creating {}", dest.display()), source: e })?;
-    let tmp = state.tempdir("rootfs-").map_err(|e| StepError::Io { context: "temp dir".into(), source: e })?;
+    std::fs::create_dir_all(dest).map_err(|e| StepError::Io {
+        context: format!("creating {}", dest.display()),
+        source: e,
+    })?;
+    let tmp = state.tempdir("rootfs-").map_err(|e| StepError::Io {
+        context: "temp dir".into(),
+        source: e,
+    })?;
     let tar_path = tmp.path().join("rootfs.tar");
-    let f = std::fs::File::create(&tar_path).map_err(|e| StepError::Io { context: "temp file".into(), source: e })?;
+    let f = std::fs::File::create(&tar_path).map_err(|e| StepError::Io {
+        context: "temp file".into(),
+        source: e,
+    })?;
     write_rootfs_tar(state, value, std::io::BufWriter::new(f))?;
-    let f = std::fs::File::open(&tar_path).map_err(|e| StepError::Io { context: "temp file".into(), source: e })?;
-    engine_layers::apply_layer(dest, std::io::BufReader::new(f), Some(engine_layers::Compression::None))
-        .map_err(|e| StepError::Message(format!("cannot write the filesystem to {}: {e}", dest.display())))?;
+    let f = std::fs::File::open(&tar_path).map_err(|e| StepError::Io {
+        context: "temp file".into(),
+        source: e,
+    })?;
+    engine_layers::apply_layer(
+        dest,
+        std::io::BufReader::new(f),
+        Some(engine_layers::Compression::None),
+    )
+    .map_err(|e| {
+        StepError::Message(format!(
+            "cannot write the filesystem to {}: {e}",
+            dest.display()
+        ))
+    })?;
     Ok(())
 }

@@ -29,7 +29,10 @@ pub enum CopyError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CopyError + '_ {
-    move |source| CopyError::Io { path: path.display().to_string(), source }
+    move |source| CopyError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// How ownership of copied files is decided.
@@ -56,7 +59,10 @@ pub struct CopyRequest<'a> {
 
 impl CopyRequest<'_> {
     fn source(&self) -> Source<'_> {
-        Source { src_root: self.src_root, ignore: self.ignore }
+        Source {
+            src_root: self.src_root,
+            ignore: self.ignore,
+        }
     }
 }
 
@@ -83,7 +89,11 @@ pub fn copy(req: &CopyRequest<'_>) -> Result<(), CopyError> {
         path: "--exclude".into(),
         message: e.to_string(),
     })?;
-    let mut ctx = Ctx { req, excludes, links: HashMap::new() };
+    let mut ctx = Ctx {
+        req,
+        excludes,
+        links: HashMap::new(),
+    };
     for m in &matched {
         let meta = fs::metadata(&m.path).map_err(io_err(&m.path))?;
         let mut dest = a.dest.clone();
@@ -95,11 +105,20 @@ pub fn copy(req: &CopyRequest<'_>) -> Result<(), CopyError> {
             ctx.copy_dir_contents(&m.path, &dir, "")?;
         } else if req.unpack && crate::archive::is_archive(&m.path) {
             let dir = ctx.ensure_dir(&dest)?;
-            crate::archive::extract(&m.path, &dir, req.ownership)
-                .map_err(|message| CopyError::Archive { path: m.rel.clone(), message })?;
+            crate::archive::extract(&m.path, &dir, req.ownership).map_err(|message| {
+                CopyError::Archive {
+                    path: m.rel.clone(),
+                    message,
+                }
+            })?;
         } else {
-            let base = Path::new(&m.rel).file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            let existing_dir = resolve_in_root(req.dest_root, &dest, true).map(|p| p.is_dir()).unwrap_or(false);
+            let base = Path::new(&m.rel)
+                .file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let existing_dir = resolve_in_root(req.dest_root, &dest, true)
+                .map(|p| p.is_dir())
+                .unwrap_or(false);
             let target_rel = if dest.ends_with('/') || existing_dir {
                 format!("{}/{}", dest.trim_end_matches('/'), base)
             } else {
@@ -126,7 +145,8 @@ fn split_parent(p: &str) -> (String, String) {
 }
 
 fn is_ignored(req: &Source<'_>, rel: &str) -> bool {
-    req.ignore.is_some_and(|i| !rel.is_empty() && rel != "." && i.is_excluded(rel))
+    req.ignore
+        .is_some_and(|i| !rel.is_empty() && rel != "." && i.is_excluded(rel))
 }
 
 /// Where sources are read from: a root and, for a local context, its
@@ -154,14 +174,21 @@ fn expand_source(req: Source<'_>, src: &str) -> Result<Vec<Matched>, CopyError> 
         None => (String::new(), src.to_string()),
     };
     let parents_of = |rel: &str| -> String {
-        let rel_after = rel.strip_prefix(&pivot_prefix).unwrap_or(rel).trim_start_matches('/');
+        let rel_after = rel
+            .strip_prefix(&pivot_prefix)
+            .unwrap_or(rel)
+            .trim_start_matches('/');
         match rel_after.rsplit_once('/') {
             Some((p, _)) => p.to_string(),
             None => String::new(),
         }
     };
     let pattern = pattern.trim_end_matches('/').to_string();
-    let pattern = if pattern.is_empty() { ".".to_string() } else { pattern };
+    let pattern = if pattern.is_empty() {
+        ".".to_string()
+    } else {
+        pattern
+    };
     if !has_wildcard(&pattern) {
         if is_ignored(&req, &pattern) {
             return Err(CopyError::NotFound(pattern));
@@ -170,7 +197,11 @@ fn expand_source(req: Source<'_>, src: &str) -> Result<Vec<Matched>, CopyError> 
         if fs::symlink_metadata(&path).is_err() {
             return Err(CopyError::NotFound(pattern));
         }
-        return Ok(vec![Matched { parents: parents_of(&pattern), rel: pattern, path }]);
+        return Ok(vec![Matched {
+            parents: parents_of(&pattern),
+            rel: pattern,
+            path,
+        }]);
     }
     let mut found = Vec::new();
     walk_glob(req, &pattern, &mut found).map_err(io_err(req.src_root))?;
@@ -181,8 +212,13 @@ fn expand_source(req: Source<'_>, src: &str) -> Result<Vec<Matched>, CopyError> 
     Ok(found
         .into_iter()
         .map(|rel| {
-            let path = resolve_in_root(req.src_root, &rel, true).unwrap_or_else(|_| req.src_root.join(&rel));
-            Matched { parents: parents_of(&rel), rel, path }
+            let path = resolve_in_root(req.src_root, &rel, true)
+                .unwrap_or_else(|_| req.src_root.join(&rel));
+            Matched {
+                parents: parents_of(&rel),
+                rel,
+                path,
+            }
         })
         .collect())
 }
@@ -190,7 +226,10 @@ fn expand_source(req: Source<'_>, src: &str) -> Result<Vec<Matched>, CopyError> 
 /// Match a wildcard pattern segment by segment, listing only the
 /// directories the pattern can reach.
 fn walk_glob(req: Source<'_>, pattern: &str, out: &mut Vec<String>) -> io::Result<()> {
-    let segs: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
+    let segs: Vec<&str> = pattern
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
     let mut frontier = vec![String::new()];
     for (i, seg) in segs.iter().enumerate() {
         let last = i + 1 == segs.len();
@@ -204,9 +243,13 @@ fn walk_glob(req: Source<'_>, pattern: &str, out: &mut Vec<String>) -> io::Resul
                 }
                 continue;
             }
-            let Ok(entries) = fs::read_dir(&disk) else { continue };
-            let mut names: Vec<String> =
-                entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+            let Ok(entries) = fs::read_dir(&disk) else {
+                continue;
+            };
+            let mut names: Vec<String> = entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
             names.sort();
             for name in names {
                 let rel = join_rel(dir, &name);
@@ -262,7 +305,11 @@ impl Ctx<'_, '_> {
         let root = self.req.dest_root;
         let mut built = String::new();
         for seg in dest.split('/').filter(|s| !s.is_empty() && *s != ".") {
-            built = if seg == ".." { split_parent(&built).0 } else { format!("{built}/{seg}") };
+            built = if seg == ".." {
+                split_parent(&built).0
+            } else {
+                format!("{built}/{seg}")
+            };
             let p = resolve_in_root(root, &built, true).map_err(io_err(root))?;
             match fs::symlink_metadata(&p) {
                 Ok(m) if m.is_dir() => {}
@@ -273,7 +320,8 @@ impl Ctx<'_, '_> {
                 Err(_) => self.mkdir(&p)?,
             }
         }
-        resolve_in_root(root, if built.is_empty() { "/" } else { &built }, true).map_err(io_err(root))
+        resolve_in_root(root, if built.is_empty() { "/" } else { &built }, true)
+            .map_err(io_err(root))
     }
 
     fn mkdir(&self, p: &Path) -> Result<(), CopyError> {
@@ -287,7 +335,10 @@ impl Ctx<'_, '_> {
     }
 
     fn copy_dir_contents(&mut self, src: &Path, dest: &Path, rel: &str) -> Result<(), CopyError> {
-        let mut entries: Vec<_> = fs::read_dir(src).map_err(io_err(src))?.filter_map(|e| e.ok()).collect();
+        let mut entries: Vec<_> = fs::read_dir(src)
+            .map_err(io_err(src))?
+            .filter_map(|e| e.ok())
+            .collect();
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let name = e.file_name();
@@ -301,7 +352,12 @@ impl Ctx<'_, '_> {
             if let Some(ctx_rel) = self.context_rel(&spath) {
                 if is_ignored(&self.req.source(), &ctx_rel) {
                     let meta = meta_of(&spath)?;
-                    if !(meta.is_dir() && self.req.ignore.is_some_and(|i| i.may_reinclude_under(&ctx_rel))) {
+                    if !(meta.is_dir()
+                        && self
+                            .req
+                            .ignore
+                            .is_some_and(|i| i.may_reinclude_under(&ctx_rel)))
+                    {
                         continue;
                     }
                 }
@@ -318,7 +374,9 @@ impl Ctx<'_, '_> {
 
     fn context_rel(&self, p: &Path) -> Option<String> {
         self.req.ignore?;
-        p.strip_prefix(self.req.src_root).ok().map(|r| r.to_string_lossy().into_owned())
+        p.strip_prefix(self.req.src_root)
+            .ok()
+            .map(|r| r.to_string_lossy().into_owned())
     }
 
     /// Copy one entry (not a directory's contents) to `to`, replacing what is
@@ -340,7 +398,8 @@ impl Ctx<'_, '_> {
                 fs::create_dir(to).map_err(io_err(to))?;
             }
             std::os::unix::fs::lchown(to, Some(uid), Some(gid)).map_err(io_err(to))?;
-            fs::set_permissions(to, fs::Permissions::from_mode(self.mode_of(meta))).map_err(io_err(to))?;
+            fs::set_permissions(to, fs::Permissions::from_mode(self.mode_of(meta)))
+                .map_err(io_err(to))?;
             copy_xattrs(from, to);
             return Ok(());
         }
@@ -361,14 +420,19 @@ impl Ctx<'_, '_> {
         }
         if ft.is_file() {
             let mut r = fs::File::open(from).map_err(io_err(from))?;
-            let mut w = fs::OpenOptions::new().write(true).create_new(true).open(to).map_err(io_err(to))?;
+            let mut w = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(to)
+                .map_err(io_err(to))?;
             io::copy(&mut r, &mut w).map_err(io_err(to))?;
         } else {
             // fifos and devices: only reachable from images and stages.
             crate::archive::mknod_like(to, meta).map_err(io_err(to))?;
         }
         std::os::unix::fs::lchown(to, Some(uid), Some(gid)).map_err(io_err(to))?;
-        fs::set_permissions(to, fs::Permissions::from_mode(self.mode_of(meta))).map_err(io_err(to))?;
+        fs::set_permissions(to, fs::Permissions::from_mode(self.mode_of(meta)))
+            .map_err(io_err(to))?;
         copy_xattrs(from, to);
         set_mtime(to, meta, false);
         Ok(())
@@ -382,7 +446,11 @@ impl Ctx<'_, '_> {
 
 fn set_mtime(p: &Path, meta: &fs::Metadata, symlink: bool) {
     let t = filetime::FileTime::from_last_modification_time(meta);
-    let _ = if symlink { filetime::set_symlink_file_times(p, t, t) } else { filetime::set_file_times(p, t, t) };
+    let _ = if symlink {
+        filetime::set_symlink_file_times(p, t, t)
+    } else {
+        filetime::set_file_times(p, t, t)
+    };
 }
 
 /// Keep user-visible and capability xattrs; overlay-private ones never travel.

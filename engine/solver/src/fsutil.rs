@@ -32,7 +32,9 @@ pub fn resolve_in_root(root: &Path, path: &str, follow_last: bool) -> io::Result
             Ok(meta) if meta.file_type().is_symlink() && (!is_last || follow_last) => {
                 links += 1;
                 if links > MAX_LINKS {
-                    return Err(io::Error::other(format!("too many levels of symbolic links in `{path}`")));
+                    return Err(io::Error::other(format!(
+                        "too many levels of symbolic links in `{path}`"
+                    )));
                 }
                 let target = std::fs::read_link(&candidate)?;
                 let target = target.to_string_lossy().into_owned();
@@ -179,11 +181,26 @@ mod tests {
         std::os::unix::fs::symlink("/", root.join("up")).unwrap();
         std::os::unix::fs::symlink("../../../..", root.join("real/esc")).unwrap();
         std::os::unix::fs::symlink("/real/dir", root.join("abs")).unwrap();
-        assert_eq!(resolve_in_root(root, "/up/etc/passwd", true).unwrap(), root.join("etc/passwd"));
-        assert_eq!(resolve_in_root(root, "real/esc/x", true).unwrap(), root.join("x"));
-        assert_eq!(resolve_in_root(root, "/abs/f", true).unwrap(), root.join("real/dir/f"));
-        assert_eq!(resolve_in_root(root, "/abs", false).unwrap(), root.join("abs"));
-        assert_eq!(resolve_in_root(root, "../../..", true).unwrap(), root.to_path_buf());
+        assert_eq!(
+            resolve_in_root(root, "/up/etc/passwd", true).unwrap(),
+            root.join("etc/passwd")
+        );
+        assert_eq!(
+            resolve_in_root(root, "real/esc/x", true).unwrap(),
+            root.join("x")
+        );
+        assert_eq!(
+            resolve_in_root(root, "/abs/f", true).unwrap(),
+            root.join("real/dir/f")
+        );
+        assert_eq!(
+            resolve_in_root(root, "/abs", false).unwrap(),
+            root.join("abs")
+        );
+        assert_eq!(
+            resolve_in_root(root, "../../..", true).unwrap(),
+            root.to_path_buf()
+        );
         std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
         assert!(resolve_in_root(root, "/loop/x", true).is_err());
     }

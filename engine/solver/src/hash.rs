@@ -18,36 +18,63 @@ enum Item {
 }
 
 /// Hash the selection of `sources` under `root`.
-pub fn hash_selection(root: &Path, ignore: Option<&IgnorePatterns>, sources: &[String]) -> Result<String, CopyError> {
-    let src = copy::Source { src_root: root, ignore };
+pub fn hash_selection(
+    root: &Path,
+    ignore: Option<&IgnorePatterns>,
+    sources: &[String],
+) -> Result<String, CopyError> {
+    let src = copy::Source {
+        src_root: root,
+        ignore,
+    };
     let selected = copy::selected(src, sources)?;
     let mut items = Vec::new();
     for (rel, path) in selected {
-        collect(root, ignore, &rel, &path, &mut items).map_err(|e| CopyError::Io { path: rel.clone(), source: e })?;
+        collect(root, ignore, &rel, &path, &mut items).map_err(|e| CopyError::Io {
+            path: rel.clone(),
+            source: e,
+        })?;
     }
     let hashes: Vec<io::Result<[u8; 32]>> = items.par_iter().map(hash_item).collect();
     let mut h = blake3::Hasher::new();
     h.update(b"engine/context-selection/v1\0");
     for (i, r) in hashes.into_iter().enumerate() {
-        let bytes = r.map_err(|e| CopyError::Io { path: format!("item {i}"), source: e })?;
+        let bytes = r.map_err(|e| CopyError::Io {
+            path: format!("item {i}"),
+            source: e,
+        })?;
         h.update(&bytes);
     }
     Ok(h.finalize().to_hex().to_string())
 }
 
-fn collect(root: &Path, ignore: Option<&IgnorePatterns>, rel: &str, path: &Path, out: &mut Vec<Item>) -> io::Result<()> {
+fn collect(
+    root: &Path,
+    ignore: Option<&IgnorePatterns>,
+    rel: &str,
+    path: &Path,
+    out: &mut Vec<Item>,
+) -> io::Result<()> {
     let meta = fs::symlink_metadata(path)?;
     if meta.is_dir() {
         out.push(Item::Other(rel.to_string(), meta, path.to_path_buf()));
-        let mut names: Vec<_> = fs::read_dir(path)?.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+        let mut names: Vec<_> = fs::read_dir(path)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name())
+            .collect();
         names.sort();
         for n in names {
             let child_rel = format!("{}/{}", rel.trim_end_matches('/'), n.to_string_lossy());
             let child = path.join(&n);
-            let ctx_rel = child.strip_prefix(root).map(|r| r.to_string_lossy().into_owned()).unwrap_or_default();
+            let ctx_rel = child
+                .strip_prefix(root)
+                .map(|r| r.to_string_lossy().into_owned())
+                .unwrap_or_default();
             if let Some(ig) = ignore {
                 if ig.is_excluded(&ctx_rel) {
-                    let is_dir = fs::symlink_metadata(&child).map(|m| m.is_dir()).unwrap_or(false);
+                    let is_dir = fs::symlink_metadata(&child)
+                        .map(|m| m.is_dir())
+                        .unwrap_or(false);
                     if !(is_dir && ig.may_reinclude_under(&ctx_rel)) {
                         continue;
                     }

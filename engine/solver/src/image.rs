@@ -40,14 +40,28 @@ fn media(c: Compression) -> LayerMediaType {
 }
 
 fn dir_is_empty(p: &std::path::Path) -> bool {
-    fs::read_dir(p).map(|mut d| d.next().is_none()).unwrap_or(true)
+    fs::read_dir(p)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true)
 }
 
 /// The blob of one step layer, written on first use and remembered in
 /// `layer-<settings>.json` next to the snapshot.
-fn step_blob(state: &StateDir, layer: &Layer, s: LayerSettings) -> Result<Option<LayerBlob>, StepError> {
-    let tag = format!("{:?}-{}", s.compression, s.source_date_epoch.map_or("none".to_string(), |e| e.to_string()));
-    let record_path = layer.dir.parent().map(|p| p.join(format!("layer-{tag}.json")));
+fn step_blob(
+    state: &StateDir,
+    layer: &Layer,
+    s: LayerSettings,
+) -> Result<Option<LayerBlob>, StepError> {
+    let tag = format!(
+        "{:?}-{}",
+        s.compression,
+        s.source_date_epoch
+            .map_or("none".to_string(), |e| e.to_string())
+    );
+    let record_path = layer
+        .dir
+        .parent()
+        .map(|p| p.join(format!("layer-{tag}.json")));
     if let Some(rp) = &record_path {
         if let Ok(bytes) = fs::read(rp) {
             if let Ok(r) = serde_json::from_slice::<BlobRecord>(&bytes) {
@@ -57,7 +71,12 @@ fn step_blob(state: &StateDir, layer: &Layer, s: LayerSettings) -> Result<Option
                 if let (Ok(d), Ok(di)) = (Digest::parse(&r.digest), Digest::parse(&r.diff_id)) {
                     // Blobs are the truth: a record whose blob is gone is a miss.
                     if state.blobs.contains(&d) {
-                        return Ok(Some(LayerBlob { digest: d, diff_id: di, size: r.size, media_type: media(s.compression) }));
+                        return Ok(Some(LayerBlob {
+                            digest: d,
+                            diff_id: di,
+                            size: r.size,
+                            media_type: media(s.compression),
+                        }));
                     }
                 }
             }
@@ -65,37 +84,74 @@ fn step_blob(state: &StateDir, layer: &Layer, s: LayerSettings) -> Result<Option
     }
     if dir_is_empty(&layer.dir) {
         if let Some(rp) = &record_path {
-            let r = BlobRecord { empty: true, digest: String::new(), diff_id: String::new(), size: 0 };
+            let r = BlobRecord {
+                empty: true,
+                digest: String::new(),
+                diff_id: String::new(),
+                size: 0,
+            };
             let _ = fs::write(rp, serde_json::to_vec(&r).unwrap_or_default());
         }
         return Ok(None);
     }
-    let mut w = state.blobs.writer().map_err(|e| StepError::Message(e.to_string()))?;
-    let opts = LayerOptions { source_date_epoch: s.source_date_epoch, compression: s.compression, overlay_upper: true };
+    let mut w = state
+        .blobs
+        .writer()
+        .map_err(|e| StepError::Message(e.to_string()))?;
+    let opts = LayerOptions {
+        source_date_epoch: s.source_date_epoch,
+        compression: s.compression,
+        overlay_upper: true,
+    };
     let d = engine_layers::write_layer(&layer.dir, &mut w, &opts)
         .map_err(|e| StepError::Message(format!("cannot write layer: {e}")))?;
     let expected = Digest::parse(&d.digest).map_err(|e| StepError::Message(e.to_string()))?;
-    let (digest, size) = w.commit(Some(&expected)).map_err(|e| StepError::Message(e.to_string()))?;
+    let (digest, size) = w
+        .commit(Some(&expected))
+        .map_err(|e| StepError::Message(e.to_string()))?;
     let diff_id = Digest::parse(&d.diff_id).map_err(|e| StepError::Message(e.to_string()))?;
     if let Some(rp) = &record_path {
-        let r = BlobRecord { empty: false, digest: digest.to_string(), diff_id: diff_id.to_string(), size };
+        let r = BlobRecord {
+            empty: false,
+            digest: digest.to_string(),
+            diff_id: diff_id.to_string(),
+            size,
+        };
         let tmp = rp.with_extension("json.tmp");
         if fs::write(&tmp, serde_json::to_vec(&r).unwrap_or_default()).is_ok() {
             let _ = fs::rename(&tmp, rp);
         }
     }
-    Ok(Some(LayerBlob { digest, diff_id, size, media_type: media(s.compression) }))
+    Ok(Some(LayerBlob {
+        digest,
+        diff_id,
+        size,
+        media_type: media(s.compression),
+    }))
 }
 
 /// Build the exportable image for a solved image value.
-pub fn assemble(state: &StateDir, value: &Value, platform: &Platform, s: LayerSettings) -> Result<ImageToExport, StepError> {
+pub fn assemble(
+    state: &StateDir,
+    value: &Value,
+    platform: &Platform,
+    s: LayerSettings,
+) -> Result<ImageToExport, StepError> {
     let fs_snap = value.fs.clone().unwrap_or_default();
-    let mut config: ImageConfig = value.config.as_deref().cloned().unwrap_or_else(ImageConfig::scratch);
+    let mut config: ImageConfig = value
+        .config
+        .as_deref()
+        .cloned()
+        .unwrap_or_else(ImageConfig::scratch);
     let mut layers: Vec<LayerBlob> = Vec::new();
     // One flag per step layer (not base layers): did it produce a blob?
     let mut step_nonempty: Vec<bool> = Vec::new();
     for layer in &fs_snap.layers {
-        let base = layer.blobs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let base = layer
+            .blobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         match base {
             Some(blobs) => layers.extend(blobs),
             None => {
@@ -106,8 +162,13 @@ pub fn assemble(state: &StateDir, value: &Value, platform: &Platform, s: LayerSe
         }
     }
     // The last N history entries that claim a layer belong to the N steps.
-    let claiming: Vec<usize> =
-        config.history.iter().enumerate().filter(|(_, h)| !h.empty_layer).map(|(i, _)| i).collect();
+    let claiming: Vec<usize> = config
+        .history
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| !h.empty_layer)
+        .map(|(i, _)| i)
+        .collect();
     let n = step_nonempty.len().min(claiming.len());
     for (k, idx) in claiming[claiming.len() - n..].iter().enumerate() {
         if !step_nonempty[step_nonempty.len() - n + k] {

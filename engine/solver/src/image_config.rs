@@ -9,11 +9,17 @@ use engine_ir::Platform;
 use serde_json::{json, Map, Value};
 
 fn strings(v: &Value) -> Option<Vec<String>> {
-    v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+    v.as_array().map(|a| {
+        a.iter()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect()
+    })
 }
 
 fn keys(v: &Value) -> BTreeMap<String, ()> {
-    v.as_object().map(|o| o.keys().map(|k| (k.clone(), ())).collect()).unwrap_or_default()
+    v.as_object()
+        .map(|o| o.keys().map(|k| (k.clone(), ())).collect())
+        .unwrap_or_default()
 }
 
 /// Parse an image config blob (OCI or Docker) into the IR model.
@@ -21,16 +27,26 @@ pub fn from_json(raw: &[u8]) -> Result<ImageConfig, String> {
     let v: Value = serde_json::from_slice(raw).map_err(|e| format!("invalid image config: {e}"))?;
     let c = &v["config"];
     let mut out = ImageConfig {
-        user: c["User"].as_str().filter(|s| !s.is_empty()).map(str::to_string),
+        user: c["User"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
         exposed_ports: keys(&c["ExposedPorts"]),
         env: strings(&c["Env"]).unwrap_or_default(),
         entrypoint: strings(&c["Entrypoint"]),
         cmd: strings(&c["Cmd"]),
         volumes: keys(&c["Volumes"]),
-        working_dir: c["WorkingDir"].as_str().filter(|s| !s.is_empty()).map(str::to_string),
+        working_dir: c["WorkingDir"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
         labels: c["Labels"]
             .as_object()
-            .map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+            .map(|o| {
+                o.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect()
+            })
             .unwrap_or_default(),
         stop_signal: c["StopSignal"].as_str().map(str::to_string),
         healthcheck: None,
@@ -64,13 +80,26 @@ pub fn from_json(raw: &[u8]) -> Result<ImageConfig, String> {
 
 /// The config blob for an image: runtime config, rootfs diff ids, history,
 /// platform and creation time (from SOURCE_DATE_EPOCH when given).
-pub fn to_json(c: &ImageConfig, platform: &Platform, diff_ids: &[String], created: Option<&str>) -> Value {
+pub fn to_json(
+    c: &ImageConfig,
+    platform: &Platform,
+    diff_ids: &[String],
+    created: Option<&str>,
+) -> Value {
     let mut cfg = Map::new();
     if let Some(u) = &c.user {
         cfg.insert("User".into(), json!(u));
     }
     if !c.exposed_ports.is_empty() {
-        cfg.insert("ExposedPorts".into(), Value::Object(c.exposed_ports.keys().map(|k| (k.clone(), json!({}))).collect()));
+        cfg.insert(
+            "ExposedPorts".into(),
+            Value::Object(
+                c.exposed_ports
+                    .keys()
+                    .map(|k| (k.clone(), json!({})))
+                    .collect(),
+            ),
+        );
     }
     if !c.env.is_empty() {
         cfg.insert("Env".into(), json!(c.env));
@@ -82,7 +111,10 @@ pub fn to_json(c: &ImageConfig, platform: &Platform, diff_ids: &[String], create
         cfg.insert("Cmd".into(), json!(e));
     }
     if !c.volumes.is_empty() {
-        cfg.insert("Volumes".into(), Value::Object(c.volumes.keys().map(|k| (k.clone(), json!({}))).collect()));
+        cfg.insert(
+            "Volumes".into(),
+            Value::Object(c.volumes.keys().map(|k| (k.clone(), json!({}))).collect()),
+        );
     }
     if let Some(w) = &c.working_dir {
         cfg.insert("WorkingDir".into(), json!(w));
@@ -146,7 +178,10 @@ pub fn to_json(c: &ImageConfig, platform: &Platform, diff_ids: &[String], create
         root.insert("created".into(), json!(t));
     }
     root.insert("config".into(), Value::Object(cfg));
-    root.insert("rootfs".into(), json!({"type": "layers", "diff_ids": diff_ids}));
+    root.insert(
+        "rootfs".into(),
+        json!({"type": "layers", "diff_ids": diff_ids}),
+    );
     root.insert("history".into(), Value::Array(history));
     Value::Object(root)
 }
@@ -187,7 +222,10 @@ mod tests {
         c.user = Some("1000".into());
         c.cmd = Some(vec!["sh".into()]);
         c.labels.insert("a".into(), "b".into());
-        c.healthcheck = Some(Healthcheck { test: vec!["NONE".into()], ..Default::default() });
+        c.healthcheck = Some(Healthcheck {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        });
         let v = to_json(&c, &Platform::linux_amd64(), &[], None);
         let back = from_json(&serde_json::to_vec(&v).unwrap()).unwrap();
         assert_eq!(back, c);

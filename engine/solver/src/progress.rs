@@ -48,7 +48,11 @@ pub struct Printer {
 
 impl Printer {
     pub fn new(mode: Mode, out: Box<dyn Write + Send>) -> Self {
-        Printer { mode, start: Instant::now(), out: Mutex::new(out) }
+        Printer {
+            mode,
+            start: Instant::now(),
+            out: Mutex::new(out),
+        }
     }
 
     pub fn stderr(mode: Mode) -> Self {
@@ -89,7 +93,10 @@ impl Progress for Printer {
                 let _ = writeln!(out, "#{id} {line}");
             }
             Mode::Json => {
-                let _ = serde_json::to_writer(&mut *out, &serde_json::json!({"id": id, "output": line}));
+                let _ = serde_json::to_writer(
+                    &mut *out,
+                    &serde_json::json!({"id": id, "output": line}),
+                );
                 let _ = writeln!(out);
             }
             Mode::Quiet => {}

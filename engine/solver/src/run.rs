@@ -28,7 +28,10 @@ pub const CACHE_VERSION: &str = "engine-cache-v1";
 #[derive(Debug, Clone)]
 pub enum ContextSource {
     Dir(PathBuf),
-    Layout { path: PathBuf, reference: Option<engine_export::TagOrDigest> },
+    Layout {
+        path: PathBuf,
+        reference: Option<engine_export::TagOrDigest>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -46,7 +49,11 @@ pub struct SolveOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
     #[error("process \"{command}\" did not complete successfully: exit code: {code}")]
-    Exit { command: String, code: i32, tail: Vec<String> },
+    Exit {
+        command: String,
+        code: i32,
+        tail: Vec<String>,
+    },
     #[error("{0}")]
     Message(String),
     #[error("{context}: {source}")]
@@ -97,7 +104,15 @@ impl<'a> Runner<'a> {
         executor: &'a dyn engine_sandbox::Executor,
         progress: &'a dyn Progress,
     ) -> Self {
-        Runner { graph, state, opts, executor, progress, executed: AtomicUsize::new(0), cached: AtomicUsize::new(0) }
+        Runner {
+            graph,
+            state,
+            opts,
+            executor,
+            progress,
+            executed: AtomicUsize::new(0),
+            cached: AtomicUsize::new(0),
+        }
     }
 }
 
@@ -121,7 +136,13 @@ fn key_of(op: &Op, inputs: &[Value], extra: &[&str]) -> String {
 
 /// Whether a step shows up in progress (sources and config bookkeeping do not).
 fn visible(op: &Op) -> bool {
-    matches!(op, Op::Exec(_) | Op::File(_) | Op::Source(Source::Layout { .. }) | Op::Source(Source::Image { .. }))
+    matches!(
+        op,
+        Op::Exec(_)
+            | Op::File(_)
+            | Op::Source(Source::Layout { .. })
+            | Op::Source(Source::Image { .. })
+    )
 }
 
 impl NodeRunner for Runner<'_> {
@@ -138,7 +159,13 @@ impl NodeRunner for Runner<'_> {
         let start = Instant::now();
         let name = node.meta.name.as_str();
         if show {
-            self.progress.event(&Event { id: id.0, name, status: Status::Started, duration_ms: None, digest: None });
+            self.progress.event(&Event {
+                id: id.0,
+                name,
+                status: Status::Started,
+                duration_ms: None,
+                digest: None,
+            });
         }
         let result = self.run_op(id, &node.op, inputs, cancel);
         if show {
@@ -153,14 +180,26 @@ impl NodeRunner for Runner<'_> {
                 _ => 0,
             };
             let ms = start.elapsed().as_millis() as u64;
-            self.progress.event(&Event { id: id.0, name, status, duration_ms: Some(ms), digest: None });
+            self.progress.event(&Event {
+                id: id.0,
+                name,
+                status,
+                duration_ms: Some(ms),
+                digest: None,
+            });
         }
         result
     }
 }
 
 impl Runner<'_> {
-    fn run_op(&self, id: NodeId, op: &Op, inputs: &[Value], cancel: &CancelToken) -> Result<Value, StepError> {
+    fn run_op(
+        &self,
+        id: NodeId,
+        op: &Op,
+        inputs: &[Value],
+        cancel: &CancelToken,
+    ) -> Result<Value, StepError> {
         match op {
             Op::Source(Source::Scratch) => Ok(Value {
                 key: key_of(op, &[], &[]),
@@ -203,30 +242,56 @@ impl Runner<'_> {
         }
     }
 
-    fn layout_source(&self, op: &Op, context: &str, platform: &Platform) -> Result<Value, StepError> {
-        let Some(ContextSource::Layout { path, reference }) = self.opts.contexts.get(context) else {
-            return Err(msg(format!("build context `{context}` is not an oci-layout:// context")));
+    fn layout_source(
+        &self,
+        op: &Op,
+        context: &str,
+        platform: &Platform,
+    ) -> Result<Value, StepError> {
+        let Some(ContextSource::Layout { path, reference }) = self.opts.contexts.get(context)
+        else {
+            return Err(msg(format!(
+                "build context `{context}` is not an oci-layout:// context"
+            )));
         };
         let resolved = engine_export::open_oci_layout(path, reference.as_ref(), platform)
             .map_err(|e| msg(format!("cannot read OCI layout `{}`: {e}", path.display())))?;
-        let key = key_of(op, &[], &[&resolved.manifest_digest.to_string(), &platform.to_string()]);
+        let key = key_of(
+            op,
+            &[],
+            &[&resolved.manifest_digest.to_string(), &platform.to_string()],
+        );
         let config = image_config::from_json(&resolved.config_bytes).map_err(msg)?;
         let blobs = resolved.layer_blobs().map_err(|e| msg(e.to_string()))?;
         let dir = self.state.snapshot_dir(&key);
         let cached = dir.join("done").exists();
         if !cached {
-            engine_export::import_blobs(&resolved, path, &self.state.blobs).map_err(|e| msg(e.to_string()))?;
+            engine_export::import_blobs(&resolved, path, &self.state.blobs)
+                .map_err(|e| msg(e.to_string()))?;
             let staging = self.staging(&key)?;
             let fs_dir = staging.join("fs");
             fs::create_dir_all(&fs_dir).map_err(ioe("creating snapshot"))?;
             for b in &blobs {
-                let f = self.state.blobs.open_blob(&b.digest).map_err(|e| msg(e.to_string()))?;
-                engine_layers::apply_layer_verified(&fs_dir, f, &b.digest.to_string(), Some(&b.diff_id.to_string()))
-                    .map_err(|e| msg(format!("cannot unpack layer {}: {e}", b.digest)))?;
+                let f = self
+                    .state
+                    .blobs
+                    .open_blob(&b.digest)
+                    .map_err(|e| msg(e.to_string()))?;
+                engine_layers::apply_layer_verified(
+                    &fs_dir,
+                    f,
+                    &b.digest.to_string(),
+                    Some(&b.diff_id.to_string()),
+                )
+                .map_err(|e| msg(format!("cannot unpack layer {}: {e}", b.digest)))?;
             }
             self.commit_snapshot(&staging, &dir)?;
         }
-        let layer = Arc::new(Layer { dir: dir.join("fs"), blobs: Mutex::new(Some(blobs)), key: key.clone() });
+        let layer = Arc::new(Layer {
+            dir: dir.join("fs"),
+            blobs: Mutex::new(Some(blobs)),
+            key: key.clone(),
+        });
         Ok(Value {
             key,
             fs: Some(Snapshot::default().with(layer)),
@@ -239,7 +304,11 @@ impl Runner<'_> {
     fn staging(&self, key: &str) -> Result<PathBuf, StepError> {
         static N: AtomicUsize = AtomicUsize::new(0);
         let n = N.fetch_add(1, Ordering::SeqCst);
-        let p = self.state.root.join("tmp").join(format!("snap-{key}-{}-{n}", std::process::id()));
+        let p = self
+            .state
+            .root
+            .join("tmp")
+            .join(format!("snap-{key}-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&p);
         fs::create_dir_all(&p).map_err(ioe("creating staging dir"))?;
         Ok(p)
@@ -262,7 +331,8 @@ impl Runner<'_> {
             Err(_) => {
                 // A half-made directory from a killed build: replace it.
                 let _ = fs::remove_dir_all(dir);
-                fs::rename(staging, dir).map_err(ioe(format!("committing snapshot {}", dir.display())))
+                fs::rename(staging, dir)
+                    .map_err(ioe(format!("committing snapshot {}", dir.display())))
             }
         }
     }
@@ -274,8 +344,9 @@ impl Runner<'_> {
                 for a in &f.actions {
                     if let FileAction::Copy(c) = a {
                         if let Some(l) = inputs.get(c.src_input).and_then(|i| i.local.as_ref()) {
-                            let h = crate::hash::hash_selection(&l.path, Some(&l.ignore), &c.sources)
-                                .map_err(|e| msg(e.to_string()))?;
+                            let h =
+                                crate::hash::hash_selection(&l.path, Some(&l.ignore), &c.sources)
+                                    .map_err(|e| msg(e.to_string()))?;
                             extra.push(h);
                         }
                     }
@@ -285,8 +356,12 @@ impl Runner<'_> {
                 for m in &e.mounts {
                     if let MountKind::Bind { input, source } = &m.kind {
                         if let Some(l) = inputs.get(*input).and_then(|i| i.local.as_ref()) {
-                            let h = crate::hash::hash_selection(&l.path, Some(&l.ignore), std::slice::from_ref(source))
-                                .map_err(|e| msg(e.to_string()))?;
+                            let h = crate::hash::hash_selection(
+                                &l.path,
+                                Some(&l.ignore),
+                                std::slice::from_ref(source),
+                            )
+                            .map_err(|e| msg(e.to_string()))?;
                             extra.push(h);
                         }
                     }
@@ -297,11 +372,20 @@ impl Runner<'_> {
         Ok(extra)
     }
 
-    fn layer_op(&self, id: NodeId, op: &Op, inputs: &[Value], cancel: &CancelToken) -> Result<Value, StepError> {
+    fn layer_op(
+        &self,
+        id: NodeId,
+        op: &Op,
+        inputs: &[Value],
+        cancel: &CancelToken,
+    ) -> Result<Value, StepError> {
         let extra = self.local_extra(op, inputs)?;
         let extra_refs: Vec<&str> = extra.iter().map(String::as_str).collect();
         let key = key_of(op, inputs, &extra_refs);
-        let base = inputs.first().and_then(|i| i.fs.clone()).unwrap_or_default();
+        let base = inputs
+            .first()
+            .and_then(|i| i.fs.clone())
+            .unwrap_or_default();
         let dir = self.state.snapshot_dir(&key);
         let cached = !self.opts.no_cache && dir.join("done").exists();
         if !cached {
@@ -324,8 +408,17 @@ impl Runner<'_> {
             }
             self.commit_snapshot(&staging, &dir)?;
         }
-        let layer = Arc::new(Layer { dir: dir.join("fs"), blobs: Mutex::new(None), key: key.clone() });
-        Ok(Value { key, fs: Some(base.with(layer)), cached, ..Default::default() })
+        let layer = Arc::new(Layer {
+            dir: dir.join("fs"),
+            blobs: Mutex::new(None),
+            key: key.clone(),
+        });
+        Ok(Value {
+            key,
+            fs: Some(base.with(layer)),
+            cached,
+            ..Default::default()
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -348,7 +441,9 @@ impl Runner<'_> {
         for m in &e.mounts {
             match &m.kind {
                 MountKind::Bind { input, source } => {
-                    let v = inputs.get(*input).ok_or_else(|| msg("mount input missing"))?;
+                    let v = inputs
+                        .get(*input)
+                        .ok_or_else(|| msg("mount input missing"))?;
                     // The source is always mounted read-only from its origin;
                     // a writable bind (`rw`) gets a throw-away overlay, so
                     // writes never reach the context or a snapshot.
@@ -363,34 +458,66 @@ impl Runner<'_> {
                     let g = if m.readonly {
                         mount_overlay(&snap, None, &tmp).map_err(ioe("mounting bind source"))?
                     } else {
-                        let d = self.state.tempdir("bind-").map_err(ioe("creating bind scratch"))?;
+                        let d = self
+                            .state
+                            .tempdir("bind-")
+                            .map_err(ioe("creating bind scratch"))?;
                         let (u, w) = (d.path().join("upper"), d.path().join("work"));
-                        fs::create_dir_all(&u).and_then(|_| fs::create_dir_all(&w)).map_err(ioe("creating bind scratch"))?;
-                        let g = mount_overlay(&snap, Some((&u, &w)), &tmp).map_err(ioe("mounting bind source"))?;
+                        fs::create_dir_all(&u)
+                            .and_then(|_| fs::create_dir_all(&w))
+                            .map_err(ioe("creating bind scratch"))?;
+                        let g = mount_overlay(&snap, Some((&u, &w)), &tmp)
+                            .map_err(ioe("mounting bind source"))?;
                         scratch.push(d);
                         g
                     };
-                    let host = resolve_in_root(g.path(), source, true).map_err(ioe("resolving mount source"))?;
+                    let host = resolve_in_root(g.path(), source, true)
+                        .map_err(ioe("resolving mount source"))?;
                     guards.push(g);
-                    mounts.push(SMount { target: m.target.clone(), kind: SKind::Bind { source: host, readonly: m.readonly } });
+                    mounts.push(SMount {
+                        target: m.target.clone(),
+                        kind: SKind::Bind {
+                            source: host,
+                            readonly: m.readonly,
+                        },
+                    });
                 }
                 MountKind::Cache { id: cid, .. } => {
                     let d = self.state.cache_mount_dir(cid);
                     fs::create_dir_all(&d).map_err(ioe("creating cache mount"))?;
-                    mounts.push(SMount { target: m.target.clone(), kind: SKind::Bind { source: d, readonly: m.readonly } });
+                    mounts.push(SMount {
+                        target: m.target.clone(),
+                        kind: SKind::Bind {
+                            source: d,
+                            readonly: m.readonly,
+                        },
+                    });
                 }
                 MountKind::Tmpfs { size } => {
-                    mounts.push(SMount { target: m.target.clone(), kind: SKind::Tmpfs { size: *size } });
+                    mounts.push(SMount {
+                        target: m.target.clone(),
+                        kind: SKind::Tmpfs { size: *size },
+                    });
                 }
-                MountKind::Secret { id: sid, required, mode, env: env_name, .. } => {
+                MountKind::Secret {
+                    id: sid,
+                    required,
+                    mode,
+                    env: env_name,
+                    ..
+                } => {
                     let value = match self.opts.secrets.get(sid) {
-                        Some(SecretSource::File(p)) => Some(fs::read(p).map_err(ioe(format!("reading secret `{sid}`")))?),
+                        Some(SecretSource::File(p)) => {
+                            Some(fs::read(p).map_err(ioe(format!("reading secret `{sid}`")))?)
+                        }
                         Some(SecretSource::Env(v)) => std::env::var(v).ok().map(String::into_bytes),
                         None => None,
                     };
                     let Some(value) = value else {
                         if *required {
-                            return Err(msg(format!("secret `{sid}` is required but was not given with --secret")));
+                            return Err(msg(format!(
+                                "secret `{sid}` is required but was not given with --secret"
+                            )));
                         }
                         continue;
                     };
@@ -398,24 +525,41 @@ impl Runner<'_> {
                         env.push(format!("{var}={}", String::from_utf8_lossy(&value)));
                     }
                     if !m.target.is_empty() {
-                        let d = self.state.tempdir("secret-").map_err(ioe("creating secret dir"))?;
+                        let d = self
+                            .state
+                            .tempdir("secret-")
+                            .map_err(ioe("creating secret dir"))?;
                         let p = d.path().join("secret");
                         fs::write(&p, &value).map_err(ioe("writing secret"))?;
                         use std::os::unix::fs::PermissionsExt;
                         let _ = fs::set_permissions(&p, fs::Permissions::from_mode(*mode));
-                        mounts.push(SMount { target: m.target.clone(), kind: SKind::Bind { source: p, readonly: true } });
+                        mounts.push(SMount {
+                            target: m.target.clone(),
+                            kind: SKind::Bind {
+                                source: p,
+                                readonly: true,
+                            },
+                        });
                         scratch.push(d);
                     }
                 }
-                MountKind::Ssh { id: sid, required, .. } => {
+                MountKind::Ssh {
+                    id: sid, required, ..
+                } => {
                     if *required {
-                        return Err(msg(format!("ssh agent `{sid}` is required but ssh forwarding is not supported")));
+                        return Err(msg(format!(
+                            "ssh agent `{sid}` is required but ssh forwarding is not supported"
+                        )));
                     }
                 }
             }
         }
         let mut spec = RunSpec::new(
-            Rootfs::Overlay { lowers: base.lowers_top_first(), upper: upper.to_path_buf(), work: work.to_path_buf() },
+            Rootfs::Overlay {
+                lowers: base.lowers_top_first(),
+                upper: upper.to_path_buf(),
+                work: work.to_path_buf(),
+            },
             e.args.clone(),
         );
         spec.env = env;
@@ -429,8 +573,18 @@ impl Runner<'_> {
         };
         spec.mounts = mounts;
         let tail = Arc::new(Mutex::new(Tail::default()));
-        let mut out = LineSink { id: id.0, progress: self.progress, tail: tail.clone(), buf: Vec::new() };
-        let mut err = LineSink { id: id.0, progress: self.progress, tail: tail.clone(), buf: Vec::new() };
+        let mut out = LineSink {
+            id: id.0,
+            progress: self.progress,
+            tail: tail.clone(),
+            buf: Vec::new(),
+        };
+        let mut err = LineSink {
+            id: id.0,
+            progress: self.progress,
+            tail: tail.clone(),
+            buf: Vec::new(),
+        };
         let scancel = engine_sandbox::CancelToken::new();
         let watcher_flag = scancel.clone();
         let outer = cancel.clone();
@@ -454,25 +608,43 @@ impl Runner<'_> {
         let status = status.map_err(|e| msg(format!("cannot run step: {e}")))?;
         if !status.success() {
             let tail = tail.lock().unwrap_or_else(|p| p.into_inner()).lines.clone();
-            return Err(StepError::Exit { command: display_command(&e.args), code: status.code(), tail });
+            return Err(StepError::Exit {
+                command: display_command(&e.args),
+                code: status.code(),
+                tail,
+            });
         }
         Ok(())
     }
 
-    fn file(&self, f: &engine_ir::FileOp, base: &Snapshot, inputs: &[Value], upper: &Path, work: &Path) -> Result<(), StepError> {
+    fn file(
+        &self,
+        f: &engine_ir::FileOp,
+        base: &Snapshot,
+        inputs: &[Value],
+        upper: &Path,
+        work: &Path,
+    ) -> Result<(), StepError> {
         let tmp = self.state.root.join("tmp");
-        let merged = mount_overlay(base, Some((upper, work)), &tmp).map_err(ioe("mounting the step's filesystem"))?;
+        let merged = mount_overlay(base, Some((upper, work)), &tmp)
+            .map_err(ioe("mounting the step's filesystem"))?;
         let root = merged.path().to_path_buf();
         for a in &f.actions {
             match a {
                 FileAction::Copy(c) => {
-                    let src = inputs.get(c.src_input).ok_or_else(|| msg("copy source missing"))?;
+                    let src = inputs
+                        .get(c.src_input)
+                        .ok_or_else(|| msg("copy source missing"))?;
                     let guard;
                     let (src_root, ignore, ownership) = if let Some(l) = &src.local {
                         (l.path.clone(), Some(&l.ignore), Ownership::Root)
                     } else {
-                        guard = mount_overlay(src.fs.as_ref().unwrap_or(&Snapshot::default()), None, &tmp)
-                            .map_err(ioe("mounting copy source"))?;
+                        guard = mount_overlay(
+                            src.fs.as_ref().unwrap_or(&Snapshot::default()),
+                            None,
+                            &tmp,
+                        )
+                        .map_err(ioe("mounting copy source"))?;
                         (guard.path().to_path_buf(), None, Ownership::Preserve)
                     };
                     let ownership = match &c.chown {
@@ -481,7 +653,8 @@ impl Runner<'_> {
                                 Some(g) => format!("{}:{g}", ch.user),
                                 None => ch.user.clone(),
                             };
-                            let u = engine_sandbox::resolve_user(&root, &spec).map_err(|e| msg(e.to_string()))?;
+                            let u = engine_sandbox::resolve_user(&root, &spec)
+                                .map_err(|e| msg(e.to_string()))?;
                             Ownership::Set(u.uid, u.gid)
                         }
                         None => ownership,
@@ -496,40 +669,60 @@ impl Runner<'_> {
                     };
                     copy::copy(&req).map_err(|e| msg(e.to_string()))?;
                 }
-                FileAction::Mkdir { path, mode, owner, .. } => {
+                FileAction::Mkdir {
+                    path, mode, owner, ..
+                } => {
                     let (uid, gid) = match owner {
                         Some(o) => {
                             let spec = match &o.group {
                                 Some(g) => format!("{}:{g}", o.user),
                                 None => o.user.clone(),
                             };
-                            let u = engine_sandbox::resolve_user(&root, &spec).map_err(|e| msg(e.to_string()))?;
+                            let u = engine_sandbox::resolve_user(&root, &spec)
+                                .map_err(|e| msg(e.to_string()))?;
                             (u.uid, u.gid)
                         }
                         None => (0, 0),
                     };
                     mkdir_p(&root, path, *mode, uid, gid)?;
                 }
-                FileAction::Mkfile { path, data, mode, owner } => {
+                FileAction::Mkfile {
+                    path,
+                    data,
+                    mode,
+                    owner,
+                } => {
                     let (parent, _) = path.rsplit_once('/').unwrap_or(("", path));
-                    mkdir_p(&root, if parent.is_empty() { "/" } else { parent }, 0o755, 0, 0)?;
+                    mkdir_p(
+                        &root,
+                        if parent.is_empty() { "/" } else { parent },
+                        0o755,
+                        0,
+                        0,
+                    )?;
                     let p = resolve_in_root(&root, path, false).map_err(ioe("resolving file"))?;
                     if fs::symlink_metadata(&p).is_ok() {
                         let _ = fs::remove_file(&p);
                     }
                     fs::write(&p, data).map_err(ioe(format!("writing {path}")))?;
                     use std::os::unix::fs::PermissionsExt;
-                    fs::set_permissions(&p, fs::Permissions::from_mode(*mode)).map_err(ioe("chmod"))?;
+                    fs::set_permissions(&p, fs::Permissions::from_mode(*mode))
+                        .map_err(ioe("chmod"))?;
                     if let Some(o) = owner {
                         let spec = match &o.group {
                             Some(g) => format!("{}:{g}", o.user),
                             None => o.user.clone(),
                         };
-                        let u = engine_sandbox::resolve_user(&root, &spec).map_err(|e| msg(e.to_string()))?;
-                        std::os::unix::fs::lchown(&p, Some(u.uid), Some(u.gid)).map_err(ioe("chown"))?;
+                        let u = engine_sandbox::resolve_user(&root, &spec)
+                            .map_err(|e| msg(e.to_string()))?;
+                        std::os::unix::fs::lchown(&p, Some(u.uid), Some(u.gid))
+                            .map_err(ioe("chown"))?;
                     }
                 }
-                FileAction::Rm { path, allow_not_found } => {
+                FileAction::Rm {
+                    path,
+                    allow_not_found,
+                } => {
                     let p = resolve_in_root(&root, path, false).map_err(ioe("resolving path"))?;
                     let r = match fs::symlink_metadata(&p) {
                         Ok(m) if m.is_dir() => fs::remove_dir_all(&p),
@@ -538,7 +731,10 @@ impl Runner<'_> {
                     };
                     if let Err(e) = r {
                         if !(*allow_not_found && e.kind() == io::ErrorKind::NotFound) {
-                            return Err(StepError::Io { context: format!("removing {path}"), source: e });
+                            return Err(StepError::Io {
+                                context: format!("removing {path}"),
+                                source: e,
+                            });
                         }
                     }
                 }
@@ -557,7 +753,11 @@ fn mkdir_p(root: &Path, path: &str, mode: u32, uid: u32, gid: u32) -> Result<(),
         let p = resolve_in_root(root, &built, true).map_err(ioe("resolving directory"))?;
         match fs::symlink_metadata(&p) {
             Ok(m) if m.is_dir() => continue,
-            Ok(_) => return Err(msg(format!("cannot create directory {built}: a file is in the way"))),
+            Ok(_) => {
+                return Err(msg(format!(
+                    "cannot create directory {built}: a file is in the way"
+                )))
+            }
             Err(_) => {
                 fs::create_dir(&p).map_err(ioe(format!("creating {built}")))?;
                 fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(ioe("chmod"))?;

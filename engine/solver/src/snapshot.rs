@@ -68,13 +68,27 @@ fn cstr(p: &Path) -> io::Result<CString> {
     CString::new(p.as_os_str().as_encoded_bytes()).map_err(io::Error::other)
 }
 
-fn mount(source: &str, target: &Path, fstype: &str, flags: libc::c_ulong, data: &str) -> io::Result<()> {
+fn mount(
+    source: &str,
+    target: &Path,
+    fstype: &str,
+    flags: libc::c_ulong,
+    data: &str,
+) -> io::Result<()> {
     let s = CString::new(source).map_err(io::Error::other)?;
     let t = cstr(target)?;
     let f = CString::new(fstype).map_err(io::Error::other)?;
     let d = CString::new(data).map_err(io::Error::other)?;
     // SAFETY: all pointers are valid NUL-terminated strings living across the call.
-    let rc = unsafe { libc::mount(s.as_ptr(), t.as_ptr(), f.as_ptr(), flags, d.as_ptr() as *const libc::c_void) };
+    let rc = unsafe {
+        libc::mount(
+            s.as_ptr(),
+            t.as_ptr(),
+            f.as_ptr(),
+            flags,
+            d.as_ptr() as *const libc::c_void,
+        )
+    };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
@@ -84,7 +98,11 @@ fn mount(source: &str, target: &Path, fstype: &str, flags: libc::c_ulong, data: 
 /// Mount the snapshot at a new directory under `tmp`. With `upper` (and
 /// `work`), the mount is writable and changes land in `upper`; without, it is
 /// read-only. An empty snapshot mounts an empty directory.
-pub fn mount_overlay(snap: &Snapshot, upper: Option<(&Path, &Path)>, tmp: &Path) -> io::Result<MountGuard> {
+pub fn mount_overlay(
+    snap: &Snapshot,
+    upper: Option<(&Path, &Path)>,
+    tmp: &Path,
+) -> io::Result<MountGuard> {
     let dir = tempfile::Builder::new().prefix("mnt-").tempdir_in(tmp)?;
     let target = dir.path().join("merged");
     std::fs::create_dir(&target)?;
@@ -94,7 +112,11 @@ pub fn mount_overlay(snap: &Snapshot, upper: Option<(&Path, &Path)>, tmp: &Path)
         std::fs::create_dir(&empty)?;
         lowers.push(empty.clone());
     }
-    let lowerdir = lowers.iter().map(|p| escape_opt(p)).collect::<Vec<_>>().join(":");
+    let lowerdir = lowers
+        .iter()
+        .map(|p| escape_opt(p))
+        .collect::<Vec<_>>()
+        .join(":");
     match upper {
         Some((u, w)) => {
             let data = format!(
@@ -105,10 +127,28 @@ pub fn mount_overlay(snap: &Snapshot, upper: Option<(&Path, &Path)>, tmp: &Path)
             mount_with_fallback(&target, &data)?;
         }
         None if lowers.len() == 1 => {
-            mount(&lowers[0].to_string_lossy(), &target, "", libc::MS_BIND | libc::MS_REC, "")?;
-            let guard = MountGuard { target: target.clone(), _keep: None };
-            mount("", &target, "", libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC, "")?;
-            return Ok(MountGuard { target: guard_into(guard), _keep: Some(dir) });
+            mount(
+                &lowers[0].to_string_lossy(),
+                &target,
+                "",
+                libc::MS_BIND | libc::MS_REC,
+                "",
+            )?;
+            let guard = MountGuard {
+                target: target.clone(),
+                _keep: None,
+            };
+            mount(
+                "",
+                &target,
+                "",
+                libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_REC,
+                "",
+            )?;
+            return Ok(MountGuard {
+                target: guard_into(guard),
+                _keep: Some(dir),
+            });
         }
         None => {
             // Overlay needs two lowers for a read-only mount without upper.
@@ -116,7 +156,10 @@ pub fn mount_overlay(snap: &Snapshot, upper: Option<(&Path, &Path)>, tmp: &Path)
             mount_with_fallback(&target, &data)?;
         }
     }
-    Ok(MountGuard { target, _keep: Some(dir) })
+    Ok(MountGuard {
+        target,
+        _keep: Some(dir),
+    })
 }
 
 fn guard_into(mut g: MountGuard) -> PathBuf {
@@ -130,7 +173,9 @@ fn mount_with_fallback(target: &Path, data: &str) -> io::Result<()> {
     match mount("overlay", target, "overlay", 0, data) {
         Ok(()) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-            let stripped = data.replace(",redirect_dir=off", "").replace(",metacopy=off", "");
+            let stripped = data
+                .replace(",redirect_dir=off", "")
+                .replace(",metacopy=off", "");
             mount("overlay", target, "overlay", 0, &stripped)
         }
         Err(e) => Err(e),
@@ -138,5 +183,8 @@ fn mount_with_fallback(target: &Path, data: &str) -> io::Result<()> {
 }
 
 fn escape_opt(p: &Path) -> String {
-    p.to_string_lossy().replace('\\', "\\\\").replace(':', "\\:").replace(',', "\\,")
+    p.to_string_lossy()
+        .replace('\\', "\\\\")
+        .replace(':', "\\:")
+        .replace(',', "\\,")
 }

@@ -28,10 +28,16 @@ impl StateDir {
         }
         let tag = root.join("CACHEDIR.TAG");
         if !tag.exists() {
-            let _ = fs::write(&tag, "Signature: 8a477f597d28d172789f06886806bc55\n# engine build cache\n");
+            let _ = fs::write(
+                &tag,
+                "Signature: 8a477f597d28d172789f06886806bc55\n# engine build cache\n",
+            );
         }
         let blobs = BlobStore::open(root).map_err(io::Error::other)?;
-        Ok(StateDir { root: root.to_path_buf(), blobs })
+        Ok(StateDir {
+            root: root.to_path_buf(),
+            blobs,
+        })
     }
 
     pub fn snapshot_dir(&self, key: &str) -> PathBuf {
@@ -46,6 +52,8 @@ impl StateDir {
 
     /// A fresh private directory for one step's scratch space.
     pub fn tempdir(&self, prefix: &str) -> io::Result<tempfile::TempDir> {
-        tempfile::Builder::new().prefix(prefix).tempdir_in(self.root.join("tmp"))
+        tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(self.root.join("tmp"))
     }
 }

@@ -15,7 +15,11 @@ pub struct Location {
 
 impl Location {
     pub fn new(line: usize, col: usize, len: usize) -> Self {
-        Location { line, col, len: len.max(1) }
+        Location {
+            line,
+            col,
+            len: len.max(1),
+        }
     }
 
     /// Start of a line, underlining nothing in particular.
@@ -39,11 +43,19 @@ impl fmt::Display for Error {
 
 impl Error {
     pub fn new(message: impl Into<String>) -> Self {
-        Error { message: message.into(), location: None, hint: None }
+        Error {
+            message: message.into(),
+            location: None,
+            hint: None,
+        }
     }
 
     pub fn at(message: impl Into<String>, location: Location) -> Self {
-        Error { message: message.into(), location: Some(location), hint: None }
+        Error {
+            message: message.into(),
+            location: Some(location),
+            hint: None,
+        }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {

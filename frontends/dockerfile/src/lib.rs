@@ -4,6 +4,8 @@
 //! `.dockerignore` text and a resolver for base-image configs.
 
 pub mod error;
+pub mod instructions;
+pub mod lower;
 pub mod parser;
 pub mod shell;
 

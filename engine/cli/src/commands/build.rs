@@ -17,9 +17,12 @@ pub fn cache_dir(flag: &Option<PathBuf>) -> Result<PathBuf, Failure> {
     if let Some(d) = flag {
         return Ok(d.clone());
     }
-    dirs::cache_dir()
-        .map(|d| d.join("engine"))
-        .ok_or_else(|| Failure::hint("no cache directory", "pass --cache-dir or set ENGINE_CACHE_DIR"))
+    dirs::cache_dir().map(|d| d.join("engine")).ok_or_else(|| {
+        Failure::hint(
+            "no cache directory",
+            "pass --cache-dir or set ENGINE_CACHE_DIR",
+        )
+    })
 }
 
 fn parse_secrets(raw: &[String]) -> Result<BTreeMap<String, SecretSource>, Failure> {
@@ -35,7 +38,10 @@ fn parse_secrets(raw: &[String]) -> Result<BTreeMap<String, SecretSource>, Failu
                 Some(("env", v)) => env = Some(v.to_string()),
                 Some(("type", _)) => {}
                 _ => {
-                    return Err(Failure::hint(format!("invalid --secret `{s}`"), "write id=ID,src=PATH or id=ID,env=VAR"))
+                    return Err(Failure::hint(
+                        format!("invalid --secret `{s}`"),
+                        "write id=ID,src=PATH or id=ID,env=VAR",
+                    ))
                 }
             }
         }
@@ -53,9 +59,15 @@ fn parse_secrets(raw: &[String]) -> Result<BTreeMap<String, SecretSource>, Failu
 fn render_step_error(e: BuildError) -> Failure {
     match e {
         BuildError::Cancelled => Failure::msg("build cancelled"),
-        BuildError::Step { name, location, error } => {
+        BuildError::Step {
+            name,
+            location,
+            error,
+        } => {
             let mut text = String::new();
-            let at = location.map(|l| format!("{}:{}:{}: ", l.file, l.line, l.col)).unwrap_or_default();
+            let at = location
+                .map(|l| format!("{}:{}:{}: ", l.file, l.line, l.col))
+                .unwrap_or_default();
             text.push_str(&format!("error: {at}{name}: {error}\n"));
             if let StepError::Exit { tail, .. } = &error {
                 if !tail.is_empty() {
@@ -72,62 +84,121 @@ fn render_step_error(e: BuildError) -> Failure {
 
 pub fn run(args: BuildArgs) -> Result<(), Failure> {
     let contexts = crate::plan::solver_contexts(&args.plan)?;
-    let resolver = LayoutResolver { contexts: &contexts };
+    let resolver = LayoutResolver {
+        contexts: &contexts,
+    };
     let planned = crate::plan::plan(&args.plan, &resolver)?;
     for w in &planned.warnings {
         eprintln!("warning: {w}");
     }
-    let outputs: Vec<outputs::Output> = args.outputs.iter().map(|o| outputs::parse(o)).collect::<Result<_, _>>()?;
+    let outputs: Vec<outputs::Output> = args
+        .outputs
+        .iter()
+        .map(|o| outputs::parse(o))
+        .collect::<Result<_, _>>()?;
     let mode = match args.progress.as_str() {
         "json" => Mode::Json,
         "plain" | "auto" | "tty" => Mode::Plain,
         "quiet" | "none" => Mode::Quiet,
-        other => return Err(Failure::hint(format!("unknown progress mode `{other}`"), "use auto, tty, plain or json")),
+        other => {
+            return Err(Failure::hint(
+                format!("unknown progress mode `{other}`"),
+                "use auto, tty, plain or json",
+            ))
+        }
     };
     let dir = cache_dir(&args.cache_dir)?;
-    let state = StateDir::open(&dir).map_err(|e| Failure::msg(format!("cannot open cache dir `{}`: {e}", dir.display())))?;
-    let executor = engine_sandbox::executor_for(&args.runtime).map_err(|e| Failure::msg(e.to_string()))?;
-    let opts = SolveOptions { contexts, secrets: parse_secrets(&args.secret)?, no_cache: args.no_cache };
+    let state = StateDir::open(&dir)
+        .map_err(|e| Failure::msg(format!("cannot open cache dir `{}`: {e}", dir.display())))?;
+    let executor =
+        engine_sandbox::executor_for(&args.runtime).map_err(|e| Failure::msg(e.to_string()))?;
+    let opts = SolveOptions {
+        contexts,
+        secrets: parse_secrets(&args.secret)?,
+        no_cache: args.no_cache,
+    };
     let printer = Printer::stderr(mode);
     let mut sched = Options::default();
     if let Some(j) = args.jobs {
         sched.jobs = j.max(1);
     }
-    let solved = build::solve(&planned.graph, &state, &opts, executor.as_ref(), &printer, sched, &CancelToken::new())
-        .map_err(render_step_error)?;
+    let solved = build::solve(
+        &planned.graph,
+        &state,
+        &opts,
+        executor.as_ref(),
+        &printer,
+        sched,
+        &CancelToken::new(),
+    )
+    .map_err(render_step_error)?;
     let epoch = engine_export::ExportOptions::source_date_epoch_from_env();
     let mut digest_line = None;
     for (name, value) in &solved.targets {
-        let platform = build::target_platform(&planned.graph, name).unwrap_or_else(engine_ir::Platform::host);
+        let platform =
+            build::target_platform(&planned.graph, name).unwrap_or_else(engine_ir::Platform::host);
         for out in &outputs {
-            let settings = LayerSettings { compression: out.compression, source_date_epoch: epoch.map(|e| e as i64) };
+            let settings = LayerSettings {
+                compression: out.compression,
+                source_date_epoch: epoch.map(|e| e as i64),
+            };
             let mut names = out.names.clone();
             if names.is_empty() {
                 names = args.tags.clone();
             }
-            let eopts = engine_export::ExportOptions { names, source_date_epoch: epoch, oci_mediatypes: None };
-            let fail = |e: String| Failure::msg(format!("exporting to `{}`: {e}", out.dest.display()));
+            let eopts = engine_export::ExportOptions {
+                names,
+                source_date_epoch: epoch,
+                oci_mediatypes: None,
+            };
+            let fail =
+                |e: String| Failure::msg(format!("exporting to `{}`: {e}", out.dest.display()));
             match out.kind {
-                Kind::Local => build::write_rootfs_dir(&state, value, &out.dest).map_err(|e| fail(e.to_string()))?,
+                Kind::Local => build::write_rootfs_dir(&state, value, &out.dest)
+                    .map_err(|e| fail(e.to_string()))?,
                 Kind::Tar => {
                     let f = create(&out.dest)?;
-                    build::write_rootfs_tar(&state, value, std::io::BufWriter::new(f)).map_err(|e| fail(e.to_string()))?;
+                    build::write_rootfs_tar(&state, value, std::io::BufWriter::new(f))
+                        .map_err(|e| fail(e.to_string()))?;
                 }
                 Kind::Docker | Kind::OciTar | Kind::OciDir => {
-                    let image = engine_solver::image::assemble(&state, value, &platform, settings).map_err(|e| fail(e.to_string()))?;
+                    let image = engine_solver::image::assemble(&state, value, &platform, settings)
+                        .map_err(|e| fail(e.to_string()))?;
                     let result = match out.kind {
                         Kind::Docker => {
                             let f = create(&out.dest)?;
-                            engine_export::write_docker_archive(&image, &state.blobs, std::io::BufWriter::new(f), &eopts)
+                            engine_export::write_docker_archive(
+                                &image,
+                                &state.blobs,
+                                std::io::BufWriter::new(f),
+                                &eopts,
+                            )
                         }
                         Kind::OciTar => {
                             let f = create(&out.dest)?;
-                            engine_export::write_oci_layout_tar(std::slice::from_ref(&image), &state.blobs, std::io::BufWriter::new(f), &eopts)
+                            engine_export::write_oci_layout_tar(
+                                std::slice::from_ref(&image),
+                                &state.blobs,
+                                std::io::BufWriter::new(f),
+                                &eopts,
+                            )
                         }
-                        _ => engine_export::write_oci_layout_dir(std::slice::from_ref(&image), &state.blobs, &out.dest, &eopts),
+                        _ => engine_export::write_oci_layout_dir(
+                            std::slice::from_ref(&image),
+                            &state.blobs,
+                            &out.dest,
+                            &eopts,
+                        ),
                     }
                     .map_err(|e| fail(e.to_string()))?;
-                    digest_line = Some(format!("{} (config {})", result.manifest_digest(), result.config_digest().map(|d| d.to_string()).unwrap_or_default()));
+                    digest_line = Some(format!(
+                        "{} (config {})",
+                        result.manifest_digest(),
+                        result
+                            .config_digest()
+                            .map(|d| d.to_string())
+                            .unwrap_or_default()
+                    ));
                 }
             }
         }
@@ -136,15 +207,24 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                 &state,
                 value,
                 &platform,
-                LayerSettings { compression: engine_layers::Compression::Gzip, source_date_epoch: epoch.map(|e| e as i64) },
+                LayerSettings {
+                    compression: engine_layers::Compression::Gzip,
+                    source_date_epoch: epoch.map(|e| e as i64),
+                },
             )
             .map_err(|e| Failure::msg(e.to_string()))?;
-            let cfg = image.config_bytes().map_err(|e| Failure::msg(e.to_string()))?;
+            let cfg = image
+                .config_bytes()
+                .map_err(|e| Failure::msg(e.to_string()))?;
             digest_line = Some(format!("config {}", engine_cache::Digest::of(&cfg)));
         }
     }
     let steps = solved.executed + solved.cached;
-    let ratio = if steps == 0 { 100.0 } else { solved.cached as f64 * 100.0 / steps as f64 };
+    let ratio = if steps == 0 {
+        100.0
+    } else {
+        solved.cached as f64 * 100.0 / steps as f64
+    };
     eprintln!(
         "built {} target(s): {steps} steps, {} cached, {} executed, {:.1}s, cache hit ratio {ratio:.0}%",
         solved.targets.len(),
@@ -160,7 +240,9 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
 
 fn create(p: &std::path::Path) -> Result<std::fs::File, Failure> {
     if let Some(parent) = p.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| Failure::msg(format!("cannot create `{}`: {e}", parent.display())))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Failure::msg(format!("cannot create `{}`: {e}", parent.display())))?;
     }
-    std::fs::File::create(p).map_err(|e| Failure::msg(format!("cannot create `{}`: {e}", p.display())))
+    std::fs::File::create(p)
+        .map_err(|e| Failure::msg(format!("cannot create `{}`: {e}", p.display())))
 }

@@ -7,8 +7,9 @@ pub fn run(cmd: DebugCommand) -> Result<(), Failure> {
         DebugCommand::Parse { file } => {
             let text = crate::plan::read_text(&file)?;
             let name = file.display().to_string();
-            let ast = engine_dockerfile::parser::parse(&text)
-                .map_err(|e| Failure::Rendered(SourceError::from_frontend(&name, &text, &e).render()))?;
+            let ast = engine_dockerfile::parser::parse(&text).map_err(|e| {
+                Failure::Rendered(SourceError::from_frontend(&name, &text, &e).render())
+            })?;
             print!("{}", engine_dockerfile::parser::dump(&ast));
             Ok(())
         }

@@ -29,7 +29,10 @@ pub fn platform_args(target: &Platform, build: &Platform) -> BTreeMap<String, St
         m.insert(format!("{prefix}PLATFORM"), p.to_string());
         m.insert(format!("{prefix}OS"), p.os.clone());
         m.insert(format!("{prefix}ARCH"), p.architecture.clone());
-        m.insert(format!("{prefix}VARIANT"), p.variant.clone().unwrap_or_default());
+        m.insert(
+            format!("{prefix}VARIANT"),
+            p.variant.clone().unwrap_or_default(),
+        );
     }
     m
 }
@@ -49,10 +52,8 @@ impl StageArgs {
 
     /// Declared args that have a value, in declaration order.
     pub fn values(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.declared.iter().filter_map(|(k, v)| v.as_deref().map(|v| (k.as_str(), v)))
-    }
-
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.declared.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.as_deref())
+        self.declared
+            .iter()
+            .filter_map(|(k, v)| v.as_deref().map(|v| (k.as_str(), v)))
     }
 }

@@ -13,13 +13,12 @@ use engine_ir::Platform;
 use super::args::{platform_args, StageArgs, PROXY_ARGS};
 use super::stages::{self, Stage};
 use super::{NamedContext, PlanOptions, Planned};
-use crate::error::{Error, Location, Result};
+use crate::error::{Error, Result};
 use crate::instructions::{self, Command, HealthcheckSpec, Instruction, Located};
 use crate::parser::Ast;
 use crate::shell::Lexer;
 
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-const MAIN_CONTEXT: &str = "context";
+use engine_ir::config::DEFAULT_PATH;
 
 /// What a finished stage offers to later stages.
 #[derive(Clone)]
@@ -44,7 +43,11 @@ struct Lowering<'a, 'o> {
     warnings: Vec<String>,
 }
 
-pub fn lower(ast: &Ast, instructions: Vec<Located<Instruction>>, opts: &PlanOptions<'_>) -> Result<Planned> {
+pub fn lower(
+    ast: &Ast,
+    instructions: Vec<Located<Instruction>>,
+    opts: &PlanOptions<'_>,
+) -> Result<Planned> {
     let split = stages::split(instructions)?;
     let excludes = match opts.dockerignore {
         Some(text) => engine_ir::ignore::IgnorePatterns::parse(text)
@@ -69,33 +72,46 @@ pub fn lower(ast: &Ast, instructions: Vec<Located<Instruction>>, opts: &PlanOpti
     let target = match &opts.target {
         Some(t) => {
             let lower = t.to_ascii_lowercase();
-            l.stages.iter().position(|s| s.name.as_deref() == Some(lower.as_str())).ok_or_else(|| {
-                let names: Vec<&str> = l.stages.iter().filter_map(|s| s.name.as_deref()).collect();
-                let hint = if names.is_empty() {
-                    "this Dockerfile has no named stages".to_string()
-                } else {
-                    format!("stages: {}", names.join(", "))
-                };
-                Error::new(format!("target stage `{t}` could not be found")).with_hint(hint)
-            })?
+            l.stages
+                .iter()
+                .position(|s| s.name.as_deref() == Some(lower.as_str()))
+                .ok_or_else(|| {
+                    let names: Vec<&str> =
+                        l.stages.iter().filter_map(|s| s.name.as_deref()).collect();
+                    let hint = if names.is_empty() {
+                        "this Dockerfile has no named stages".to_string()
+                    } else {
+                        format!("stages: {}", names.join(", "))
+                    };
+                    Error::new(format!("target stage `{t}` could not be found")).with_hint(hint)
+                })?
         }
         None => l.stages.len() - 1,
     };
     let result = l.stage(target)?;
     let image = l.b.add(
-        Op::Image(ImageOp { platform: result.platform.clone() }),
+        Op::Image(ImageOp {
+            platform: result.platform.clone(),
+        }),
         vec![result.fs, result.config_node],
-        NodeMeta { name: format!("[{}] image", l.stages[target].display), location: None },
+        NodeMeta {
+            name: format!("[{}] image", l.stages[target].display),
+            location: None,
+        },
     );
     let image = image.map_err(|e| Error::new(e.to_string()))?;
     for k in opts.build_args.keys() {
         if !l.used_build_args.contains(k) && !PROXY_ARGS.contains(&k.as_str()) {
-            l.warnings.push(format!("build argument `{k}` was not consumed by any ARG"));
+            l.warnings
+                .push(format!("build argument `{k}` was not consumed by any ARG"));
         }
     }
     let name = l.stages[target].display.clone();
     let graph = l.b.finish(vec![Target { name, node: image }]);
-    Ok(Planned { graph, warnings: l.warnings })
+    Ok(Planned {
+        graph,
+        warnings: l.warnings,
+    })
 }
 
 impl Lowering<'_, '_> {
@@ -103,7 +119,9 @@ impl Lowering<'_, '_> {
         let auto = platform_args(&self.opts.target_platform, &self.opts.build_platform);
         self.meta_args = auto;
         for ins in args {
-            let Instruction::Arg(pairs) = &ins.inner else { continue };
+            let Instruction::Arg(pairs) = &ins.inner else {
+                continue;
+            };
             for (name, default) in pairs {
                 let value = match self.opts.build_args.get(name) {
                     Some(v) => {
@@ -128,19 +146,45 @@ impl Lowering<'_, '_> {
         Ok(())
     }
 
-    fn expand_word(&self, word: &str, env: &BTreeMap<String, String>, at: &Located<Instruction>) -> Result<String> {
-        self.lexer.process_word(word, env).map_err(|e| e.or_at(at.location()))
+    fn expand_word(
+        &self,
+        word: &str,
+        env: &BTreeMap<String, String>,
+        at: &Located<Instruction>,
+    ) -> Result<String> {
+        self.lexer
+            .process_word(word, env)
+            .map_err(|e| e.or_at(at.location()))
     }
 
-    fn add(&mut self, op: Op, inputs: Vec<NodeId>, name: String, at: Option<&Located<Instruction>>) -> Result<NodeId> {
-        let location = at.map(|i| SourceLocation { file: self.opts.filename.clone(), line: i.line, col: i.col });
-        self.b.add(op, inputs, NodeMeta { name, location }).map_err(|e| Error::new(e.to_string()))
+    fn add(
+        &mut self,
+        op: Op,
+        inputs: Vec<NodeId>,
+        name: String,
+        at: Option<&Located<Instruction>>,
+    ) -> Result<NodeId> {
+        let location = at.map(|i| SourceLocation {
+            file: self.opts.filename.clone(),
+            line: i.line,
+            col: i.col,
+        });
+        self.b
+            .add(op, inputs, NodeMeta { name, location })
+            .map_err(|e| Error::new(e.to_string()))
     }
 
     fn context_node(&mut self, name: &str) -> Result<NodeId> {
-        let excludes = if name == MAIN_CONTEXT { self.excludes.clone() } else { Vec::new() };
+        let excludes = if name == self.opts.context_name {
+            self.excludes.clone()
+        } else {
+            Vec::new()
+        };
         self.add(
-            Op::Source(Source::Local { name: name.to_string(), excludes }),
+            Op::Source(Source::Local {
+                name: name.to_string(),
+                excludes,
+            }),
             vec![],
             format!("[internal] load build context {name}"),
             None,
@@ -158,40 +202,56 @@ impl Lowering<'_, '_> {
     }
 
     /// A base for FROM or a source for `--from`: image, layout or scratch.
-    fn image_source(&mut self, reference: &str, platform: &Platform, at: &Located<Instruction>) -> Result<(NodeId, ImageConfig)> {
+    fn image_source(
+        &mut self,
+        reference: &str,
+        platform: &Platform,
+        at: &Located<Instruction>,
+    ) -> Result<(NodeId, ImageConfig)> {
         if reference == "scratch" {
-            let node = self.add(Op::Source(Source::Scratch), vec![], "[internal] scratch".into(), None)?;
-            let mut config = ImageConfig::default();
-            // BuildKit gives images built from scratch a PATH and `/`.
-            config.set_env("PATH", DEFAULT_PATH);
-            config.working_dir = Some("/".into());
-            return Ok((node, config));
+            let node = self.add(
+                Op::Source(Source::Scratch),
+                vec![],
+                "[internal] scratch".into(),
+                None,
+            )?;
+            return Ok((node, ImageConfig::scratch()));
         }
         let named = self.opts.named_contexts.get(reference).cloned();
-        let (op, resolved, name) = match named {
-            Some(NamedContext::Layout) => {
-                let resolved = self
-                    .opts
-                    .resolver
-                    .resolve_layout(reference, platform)
-                    .map_err(|e| Error::at(format!("cannot resolve build context `{reference}`: {e}"), at.location()))?;
-                let digest = resolved.as_ref().and_then(|r| r.digest.clone());
-                (
-                    Source::Layout { context: reference.to_string(), digest, platform: platform.clone() },
-                    resolved,
-                    format!("[context {reference}] oci-layout"),
-                )
-            }
-            Some(NamedContext::Local) => {
-                return Err(Error::at(
+        let (op, resolved, name) =
+            match named {
+                Some(NamedContext::Layout) => {
+                    let resolved = self
+                        .opts
+                        .resolver
+                        .resolve_layout(reference, platform)
+                        .map_err(|e| {
+                            Error::at(
+                                format!("cannot resolve build context `{reference}`: {e}"),
+                                at.location(),
+                            )
+                        })?;
+                    let digest = resolved.as_ref().and_then(|r| r.digest.clone());
+                    (
+                        Source::Layout {
+                            context: reference.to_string(),
+                            digest,
+                            platform: platform.clone(),
+                        },
+                        resolved,
+                        format!("[context {reference}] oci-layout"),
+                    )
+                }
+                Some(NamedContext::Local) => return Err(Error::at(
                     format!("build context `{reference}` is a directory, not an image"),
                     at.location(),
                 )
-                .with_hint("use it with COPY --from or RUN --mount=from, or pass an oci-layout:// context"))
-            }
-            Some(NamedContext::Image(r)) => self.registry_source(&r, platform, at)?,
-            None => self.registry_source(reference, platform, at)?,
-        };
+                .with_hint(
+                    "use it with COPY --from or RUN --mount=from, or pass an oci-layout:// context",
+                )),
+                Some(NamedContext::Image(r)) => self.registry_source(&r, platform, at)?,
+                None => self.registry_source(reference, platform, at)?,
+            };
         let node = self.add(Op::Source(op), vec![], name, Some(at))?;
         let mut config = resolved.map(|r| r.config).unwrap_or_default();
         if config.get_env("PATH").is_none() {
@@ -211,17 +271,33 @@ impl Lowering<'_, '_> {
             .opts
             .resolver
             .resolve_image(&normalized, platform)
-            .map_err(|e| Error::at(format!("cannot resolve image `{reference}`: {e}"), at.location()))?;
+            .map_err(|e| {
+                Error::at(
+                    format!("cannot resolve image `{reference}`: {e}"),
+                    at.location(),
+                )
+            })?;
         let digest = resolved.as_ref().and_then(|r| r.digest.clone());
         let name = format!("[internal] load metadata for {normalized}");
-        Ok((Source::Image { reference: normalized, digest, platform: platform.clone() }, resolved, name))
+        Ok((
+            Source::Image {
+                reference: normalized,
+                digest,
+                platform: platform.clone(),
+            },
+            resolved,
+            name,
+        ))
     }
 
     fn lower_stage(&mut self, index: usize) -> Result<StageResult> {
         let from = self.stages[index].from.clone();
         let body = self.stages[index].body.clone();
         let display = self.stages[index].display.clone();
-        let Instruction::From { image, platform, .. } = &from.inner else {
+        let Instruction::From {
+            image, platform, ..
+        } = &from.inner
+        else {
             return Err(Error::at("internal: stage without FROM", from.location()));
         };
         let meta = self.meta_args.clone();
@@ -235,8 +311,11 @@ impl Lowering<'_, '_> {
             }
         }
         if image_name.is_empty() {
-            return Err(Error::at("base name (FROM) should not be blank", from.location())
-                .with_hint(format!("`{image}` expanded to nothing: is a global ARG missing?")));
+            return Err(
+                Error::at("base name (FROM) should not be blank", from.location()).with_hint(
+                    format!("`{image}` expanded to nothing: is a global ARG missing?"),
+                ),
+            );
         }
         let stage_platform = match platform {
             Some(p) => {
@@ -246,16 +325,17 @@ impl Lowering<'_, '_> {
             None => self.opts.target_platform.clone(),
         };
         let total = body.len() + 1;
-        let (fs, config_base, mut config) = match stages::find(&self.stages, &image_name, index, from.location())? {
-            Some(dep) => {
-                let r = self.stage(dep)?;
-                (r.fs, r.config_node, r.config)
-            }
-            None => {
-                let (node, config) = self.image_source(&image_name, &stage_platform, &from)?;
-                (node, node, config)
-            }
-        };
+        let (fs, config_base, mut config) =
+            match stages::find(&self.stages, &image_name, index, from.location())? {
+                Some(dep) => {
+                    let r = self.stage(dep)?;
+                    (r.fs, r.config_node, r.config)
+                }
+                None => {
+                    let (node, config) = self.image_source(&image_name, &stage_platform, &from)?;
+                    (node, node, config)
+                }
+            };
         let mut st = StageState {
             display: display.clone(),
             index,
@@ -266,7 +346,10 @@ impl Lowering<'_, '_> {
             args: StageArgs::default(),
             changes: Vec::new(),
             cmd_set: false,
-            shell: config.shell.clone().unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]),
+            shell: config
+                .shell
+                .clone()
+                .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]),
             config: ImageConfig::default(),
         };
         // ONBUILD triggers of the base run first, then are consumed.
@@ -276,10 +359,17 @@ impl Lowering<'_, '_> {
             st.changes.push(ConfigChange::ClearOnBuild);
             for t in &triggers {
                 let ast = crate::parser::parse(t).map_err(|e| {
-                    Error::at(format!("invalid ONBUILD trigger `{t}` in base image: {}", e.message), from.location())
+                    Error::at(
+                        format!("invalid ONBUILD trigger `{t}` in base image: {}", e.message),
+                        from.location(),
+                    )
                 })?;
                 for ins in crate::instructions::parse_all(&ast)? {
-                    let ins = Located { line: from.line, col: from.col, ..ins };
+                    let ins = Located {
+                        line: from.line,
+                        col: from.col,
+                        ..ins
+                    };
                     self.dispatch(&mut st, &ins)?;
                 }
             }
@@ -289,18 +379,27 @@ impl Lowering<'_, '_> {
             self.dispatch(&mut st, ins)?;
         }
         let config_node = self.add(
-            Op::Config(ConfigOp { changes: st.changes.clone() }),
+            Op::Config(ConfigOp {
+                changes: st.changes.clone(),
+            }),
             vec![config_base],
             format!("[{display}] image config"),
             None,
         )?;
-        Ok(StageResult { fs: st.fs, config_node, config: st.config, platform: st.platform })
+        Ok(StageResult {
+            fs: st.fs,
+            config_node,
+            config: st.config,
+            platform: st.platform,
+        })
     }
 
     fn dispatch(&mut self, st: &mut StageState, ins: &Located<Instruction>) -> Result<()> {
         let name = format!("[{} {}/{}] {}", st.display, st.step, st.total, ins.original);
         match &ins.inner {
-            Instruction::From { .. } => return Err(Error::at("internal: nested FROM", ins.location())),
+            Instruction::From { .. } => {
+                return Err(Error::at("internal: nested FROM", ins.location()))
+            }
             Instruction::Arg(pairs) => {
                 for (k, default) in pairs {
                     let value = if let Some(v) = self.opts.build_args.get(k) {
@@ -351,14 +450,27 @@ impl Lowering<'_, '_> {
                 let env = st.expansion_env();
                 let mut all = Vec::new();
                 for p in ports {
-                    for word in self.lexer.process_words(p, &env).map_err(|e| e.or_at(ins.location()))? {
+                    for word in self
+                        .lexer
+                        .process_words(p, &env)
+                        .map_err(|e| e.or_at(ins.location()))?
+                    {
                         all.extend(expand_ports(&word).map_err(|m| Error::at(m, ins.location()))?);
                     }
                 }
                 for port in &all {
                     st.change(ConfigChange::Expose { port: port.clone() });
                 }
-                st.history(format!("EXPOSE map[{}]", all.iter().map(|p| format!("{p}:{{}}")).collect::<Vec<_>>().join(" ")), true);
+                st.history(
+                    format!(
+                        "EXPOSE map[{}]",
+                        all.iter()
+                            .map(|p| format!("{p}:{{}}"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ),
+                    true,
+                );
             }
             Instruction::Volume(paths) => {
                 let env = st.expansion_env();
@@ -366,7 +478,10 @@ impl Lowering<'_, '_> {
                 for p in paths {
                     let v = self.expand_word(p, &env, ins)?;
                     if v.trim().is_empty() {
-                        return Err(Error::at("VOLUME specified can not be an empty string", ins.location()));
+                        return Err(Error::at(
+                            "VOLUME specified can not be an empty string",
+                            ins.location(),
+                        ));
                     }
                     done.push(v.clone());
                     st.change(ConfigChange::Volume { path: v });
@@ -390,12 +505,16 @@ impl Lowering<'_, '_> {
                 st.history(format!("SHELL [{}]", args.join(" ")), true);
             }
             Instruction::Onbuild(trigger) => {
-                st.change(ConfigChange::OnBuild { trigger: trigger.clone() });
+                st.change(ConfigChange::OnBuild {
+                    trigger: trigger.clone(),
+                });
                 st.history(format!("ONBUILD {trigger}"), true);
             }
             Instruction::Cmd(cmd) => {
                 let args = st.command_args(cmd);
-                st.change(ConfigChange::Cmd { args: Some(args.clone()) });
+                st.change(ConfigChange::Cmd {
+                    args: Some(args.clone()),
+                });
                 st.cmd_set = true;
                 st.history(format!("CMD {}", json_list(&args)), true);
             }
@@ -409,8 +528,18 @@ impl Lowering<'_, '_> {
             }
             Instruction::Healthcheck(spec) => {
                 let check = match spec {
-                    HealthcheckSpec::None => Healthcheck { test: vec!["NONE".into()], ..Default::default() },
-                    HealthcheckSpec::Cmd { test, interval, timeout, start_period, start_interval, retries } => Healthcheck {
+                    HealthcheckSpec::None => Healthcheck {
+                        test: vec!["NONE".into()],
+                        ..Default::default()
+                    },
+                    HealthcheckSpec::Cmd {
+                        test,
+                        interval,
+                        timeout,
+                        start_period,
+                        start_interval,
+                        retries,
+                    } => Healthcheck {
                         test: test.clone(),
                         interval: *interval,
                         timeout: *timeout,
@@ -428,15 +557,31 @@ impl Lowering<'_, '_> {
                     return Err(Error::at("WORKDIR cannot be empty", ins.location()));
                 }
                 let path = join_workdir(st.workdir(), &dir);
-                let owner = st.config.user.clone().filter(|u| !u.is_empty()).map(parse_chown);
+                let owner = st
+                    .config
+                    .user
+                    .clone()
+                    .filter(|u| !u.is_empty())
+                    .map(parse_chown);
                 let op = Op::File(FileOp {
-                    actions: vec![FileAction::Mkdir { path: path.clone(), mode: 0o755, owner, parents: true }],
+                    actions: vec![FileAction::Mkdir {
+                        path: path.clone(),
+                        mode: 0o755,
+                        owner,
+                        parents: true,
+                    }],
                 });
                 st.fs = self.add(op, vec![st.fs], name, Some(ins))?;
                 st.change(ConfigChange::Workdir { path: path.clone() });
                 st.history(format!("WORKDIR {path}"), false);
             }
-            Instruction::Run { command, heredocs, mounts, network, security } => {
+            Instruction::Run {
+                command,
+                heredocs,
+                mounts,
+                network,
+                security,
+            } => {
                 self.dispatch_run(st, ins, name, command, heredocs, mounts, network, security)?;
             }
             Instruction::Copy(c) => self.dispatch_copy(st, ins, name, c, false)?,
@@ -488,36 +633,50 @@ impl Lowering<'_, '_> {
             Some("none") => NetworkMode::None,
             Some("host") => NetworkMode::Host,
             Some(other) => {
-                return Err(Error::at(format!("unsupported network mode `{other}`"), ins.location())
-                    .with_hint("use default, none or host"))
+                return Err(Error::at(
+                    format!("unsupported network mode `{other}`"),
+                    ins.location(),
+                )
+                .with_hint("use default, none or host"))
             }
         };
         let security = match security.as_deref() {
             None | Some("sandbox") => SecurityMode::Sandbox,
             Some("insecure") => SecurityMode::Insecure,
             Some(other) => {
-                return Err(Error::at(format!("unsupported security mode `{other}`"), ins.location())
-                    .with_hint("use sandbox or insecure"))
+                return Err(Error::at(
+                    format!("unsupported security mode `{other}`"),
+                    ins.location(),
+                )
+                .with_hint("use sandbox or insecure"))
             }
         };
         let mut inputs = vec![st.fs];
         let mut ir_mounts = Vec::new();
         for raw in mounts {
             let mut expand = |w: &str| self.lexer.process_word(w, &env);
-            let m = instructions::parse_mount(raw, &mut expand).map_err(|e| e.or_at(ins.location()))?;
+            let m =
+                instructions::parse_mount(raw, &mut expand).map_err(|e| e.or_at(ins.location()))?;
             let target = join_workdir(st.workdir(), &m.target);
-            let from_input = |l: &mut Self, inputs: &mut Vec<NodeId>, from: &Option<String>| -> Result<usize> {
-                let node = match from {
-                    Some(f) => l.from_reference(st.index, f, &st.platform, ins)?,
-                    None => l.context_node(MAIN_CONTEXT)?,
+            let from_input =
+                |l: &mut Self, inputs: &mut Vec<NodeId>, from: &Option<String>| -> Result<usize> {
+                    let node = match from {
+                        Some(f) => l.from_reference(st.index, f, &st.platform, ins)?,
+                        None => {
+                            let name = l.opts.context_name.clone();
+                            l.context_node(&name)?
+                        }
+                    };
+                    inputs.push(node);
+                    Ok(inputs.len() - 1)
                 };
-                inputs.push(node);
-                Ok(inputs.len() - 1)
-            };
             let kind = match m.kind {
                 instructions::MountType::Bind => {
                     let input = from_input(self, &mut inputs, &m.from)?;
-                    MountKind::Bind { input, source: clean_rel(&m.source.clone().unwrap_or_default()) }
+                    MountKind::Bind {
+                        input,
+                        source: clean_rel(&m.source.clone().unwrap_or_default()),
+                    }
                 }
                 instructions::MountType::Cache => {
                     let input = match &m.from {
@@ -555,7 +714,11 @@ impl Lowering<'_, '_> {
                     gid: m.gid.unwrap_or(0),
                 },
             };
-            ir_mounts.push(Mount { target, readonly: m.readonly, kind });
+            ir_mounts.push(Mount {
+                target,
+                readonly: m.readonly,
+                kind,
+            });
         }
         let run_env = st.run_env(&self.opts.build_args);
         let exec = Exec {
@@ -573,14 +736,25 @@ impl Lowering<'_, '_> {
         let created = if arg_prefix.is_empty() {
             format!("RUN {} # buildkit", args.join(" "))
         } else {
-            format!("RUN |{} {} {} # buildkit", arg_prefix.len(), arg_prefix.join(" "), args.join(" "))
+            format!(
+                "RUN |{} {} {} # buildkit",
+                arg_prefix.len(),
+                arg_prefix.join(" "),
+                args.join(" ")
+            )
         };
         st.history(created, false);
         Ok(())
     }
 
     /// `--from` / `from=`: a stage, a named context, or an image.
-    fn from_reference(&mut self, current: usize, reference: &str, platform: &Platform, at: &Located<Instruction>) -> Result<NodeId> {
+    fn from_reference(
+        &mut self,
+        current: usize,
+        reference: &str,
+        platform: &Platform,
+        at: &Located<Instruction>,
+    ) -> Result<NodeId> {
         if let Some(dep) = stages::find(&self.stages, reference, current, at.location())? {
             return Ok(self.stage(dep)?.fs);
         }
@@ -590,7 +764,14 @@ impl Lowering<'_, '_> {
         Ok(self.image_source(reference, platform, at)?.0)
     }
 
-    fn dispatch_copy(&mut self, st: &mut StageState, ins: &Located<Instruction>, name: String, c: &instructions::CopyArgs, is_add: bool) -> Result<()> {
+    fn dispatch_copy(
+        &mut self,
+        st: &mut StageState,
+        ins: &Located<Instruction>,
+        name: String,
+        c: &instructions::CopyArgs,
+        is_add: bool,
+    ) -> Result<()> {
         let env = st.expansion_env();
         let cmd = if is_add { "ADD" } else { "COPY" };
         let expand = |l: &Self, w: &str| l.expand_word(w, &env, ins);
@@ -617,7 +798,10 @@ impl Lowering<'_, '_> {
         let heredoc_names: BTreeSet<&str> = c.heredocs.iter().map(|h| h.name.as_str()).collect();
         let mut file_sources = Vec::new();
         for s in &c.sources {
-            if let Some(name) = s.strip_prefix("<<").map(|n| n.trim_start_matches('-').trim_matches(|ch| ch == '"' || ch == '\'')) {
+            if let Some(name) = s.strip_prefix("<<").map(|n| {
+                n.trim_start_matches('-')
+                    .trim_matches(|ch| ch == '"' || ch == '\'')
+            }) {
                 if heredoc_names.contains(name) {
                     continue;
                 }
@@ -625,13 +809,26 @@ impl Lowering<'_, '_> {
             file_sources.push(expand(self, s)?);
         }
         for h in &c.heredocs {
-            let data = if h.expand { expand(self, &h.content)? } else { h.content.clone() };
-            let path = if dest.ends_with('/') { format!("{dest}{}", h.name) } else { dest.clone() };
+            let data = if h.expand {
+                expand(self, &h.content)?
+            } else {
+                h.content.clone()
+            };
+            let path = if dest.ends_with('/') {
+                format!("{dest}{}", h.name)
+            } else {
+                dest.clone()
+            };
             let mode = match &chmod {
                 Some(m) => u32::from_str_radix(m, 8).unwrap_or(0o644),
                 None => 0o644,
             };
-            actions.push(FileAction::Mkfile { path, data, mode, owner: chown.clone() });
+            actions.push(FileAction::Mkfile {
+                path,
+                data,
+                mode,
+                owner: chown.clone(),
+            });
         }
         if !file_sources.is_empty() {
             if file_sources.len() > 1 && !dest.ends_with('/') {
@@ -656,7 +853,7 @@ impl Lowering<'_, '_> {
                             .with_hint("download the file in a RUN step, or add it to the build context"));
                         }
                     }
-                    self.context_node(MAIN_CONTEXT)?
+                    self.context_node(&self.opts.context_name.clone())?
                 }
             };
             inputs.push(src_node);
@@ -673,7 +870,10 @@ impl Lowering<'_, '_> {
             }));
         }
         st.fs = self.add(Op::File(FileOp { actions }), inputs, name, Some(ins))?;
-        st.history(format!("{cmd} {} {dest_raw} # buildkit", c.sources.join(" ")), false);
+        st.history(
+            format!("{cmd} {} {dest_raw} # buildkit", c.sources.join(" ")),
+            false,
+        );
         Ok(())
     }
 }
@@ -699,17 +899,30 @@ impl StageState {
     }
 
     fn history(&mut self, created_by: String, empty_layer: bool) {
-        self.change(ConfigChange::History { entry: HistoryEntry { created_by, comment: None, empty_layer } });
+        self.change(ConfigChange::History {
+            entry: HistoryEntry {
+                created_by,
+                comment: None,
+                empty_layer,
+            },
+        });
     }
 
     fn workdir(&self) -> &str {
-        self.config.working_dir.as_deref().filter(|w| !w.is_empty()).unwrap_or("/")
+        self.config
+            .working_dir
+            .as_deref()
+            .filter(|w| !w.is_empty())
+            .unwrap_or("/")
     }
 
     /// Variables visible to word expansion: declared ARGs, then ENV (ENV wins).
     fn expansion_env(&self) -> BTreeMap<String, String> {
-        let mut m: BTreeMap<String, String> =
-            self.args.values().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut m: BTreeMap<String, String> = self
+            .args
+            .values()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         for kv in &self.config.env {
             let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
             m.insert(k.to_string(), v.to_string());
@@ -721,7 +934,10 @@ impl StageState {
     /// override, then proxy build args.
     fn run_env(&self, build_args: &BTreeMap<String, String>) -> Vec<String> {
         let mut env = self.config.env.clone();
-        let has = |env: &Vec<String>, k: &str| env.iter().any(|kv| kv.split_once('=').map_or(kv.as_str(), |p| p.0) == k);
+        let has = |env: &Vec<String>, k: &str| {
+            env.iter()
+                .any(|kv| kv.split_once('=').map_or(kv.as_str(), |p| p.0) == k)
+        };
         for (k, v) in self.args.values() {
             if !has(&env, k) {
                 env.push(format!("{k}={v}"));
@@ -753,10 +969,13 @@ impl StageState {
 }
 
 fn run_heredoc_script(command: &Command, heredocs: &[instructions::Heredoc]) -> Option<String> {
-    let Command::Shell(s) = command else { return None };
+    let Command::Shell(s) = command else {
+        return None;
+    };
     let first = heredocs.first()?;
     let trimmed = s.trim();
-    let only = trimmed.starts_with("<<") && !trimmed.contains(char::is_whitespace) && heredocs.len() == 1;
+    let only =
+        trimmed.starts_with("<<") && !trimmed.contains(char::is_whitespace) && heredocs.len() == 1;
     only.then(|| first.content.clone())
 }
 
@@ -766,8 +985,14 @@ fn json_list(args: &[String]) -> String {
 
 fn parse_chown(s: String) -> Chown {
     match s.split_once(':') {
-        Some((u, g)) => Chown { user: u.to_string(), group: Some(g.to_string()) },
-        None => Chown { user: s, group: None },
+        Some((u, g)) => Chown {
+            user: u.to_string(),
+            group: Some(g.to_string()),
+        },
+        None => Chown {
+            user: s,
+            group: None,
+        },
     }
 }
 
@@ -775,15 +1000,17 @@ fn validate_chmod(m: &str) -> std::result::Result<(), String> {
     if !m.is_empty() && m.len() <= 4 && m.chars().all(|c| ('0'..='7').contains(&c)) {
         Ok(())
     } else {
-        Err(format!("invalid chmod `{m}`: expected an octal mode such as 0755"))
+        Err(format!(
+            "invalid chmod `{m}`: expected an octal mode such as 0755"
+        ))
     }
 }
 
 fn validate_signal(s: &str) -> std::result::Result<(), String> {
     const NAMES: &[&str] = &[
-        "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE", "ALRM",
-        "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF",
-        "WINCH", "IO", "POLL", "PWR", "SYS",
+        "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2",
+        "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG",
+        "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "POLL", "PWR", "SYS",
     ];
     if s.parse::<u32>().is_ok_and(|n| n > 0 && n < 65) {
         return Ok(());
@@ -810,7 +1037,10 @@ fn expand_ports(word: &str) -> std::result::Result<Vec<String>, String> {
     let ports = ports.rsplit(':').next().unwrap_or(ports);
     let bad = || format!("invalid port `{word}` in EXPOSE");
     let (lo, hi) = match ports.split_once('-') {
-        Some((a, b)) => (a.parse::<u16>().map_err(|_| bad())?, b.parse::<u16>().map_err(|_| bad())?),
+        Some((a, b)) => (
+            a.parse::<u16>().map_err(|_| bad())?,
+            b.parse::<u16>().map_err(|_| bad())?,
+        ),
         None => {
             let p = ports.parse::<u16>().map_err(|_| bad())?;
             (p, p)
@@ -823,7 +1053,10 @@ fn expand_ports(word: &str) -> std::result::Result<Vec<String>, String> {
 }
 
 fn is_url(s: &str) -> bool {
-    s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@") || s.ends_with(".git") && s.contains("://")
+    s.starts_with("http://")
+        || s.starts_with("https://")
+        || s.starts_with("git@")
+        || s.ends_with(".git") && s.contains("://")
 }
 
 /// A source path relative to the source root, with `..` unable to climb out.
@@ -882,7 +1115,10 @@ fn basename(p: &str) -> String {
 
 /// Docker's reference normalisation: `alpine` → `docker.io/library/alpine:latest`.
 pub fn normalize_reference(r: &str) -> std::result::Result<String, String> {
-    if r.is_empty() || r.chars().any(|c| c.is_whitespace() || c.is_ascii_uppercase() && !r.contains('/')) {
+    if r.is_empty()
+        || r.chars()
+            .any(|c| c.is_whitespace() || c.is_ascii_uppercase() && !r.contains('/'))
+    {
         if r.chars().any(char::is_whitespace) || r.is_empty() {
             return Err(format!("invalid reference format: `{r}`"));
         }
@@ -897,10 +1133,13 @@ pub fn normalize_reference(r: &str) -> std::result::Result<String, String> {
         None => (name, None),
     };
     if repo.is_empty() || repo.chars().any(|c| c.is_ascii_uppercase()) && !repo.contains('.') {
-        return Err(format!("invalid reference format: repository name `{repo}` must be lowercase"));
+        return Err(format!(
+            "invalid reference format: repository name `{repo}` must be lowercase"
+        ));
     }
     let first = repo.split('/').next().unwrap_or(repo);
-    let has_domain = repo.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    let has_domain =
+        repo.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
     let full = if has_domain {
         repo.to_string()
     } else if repo.contains('/') {
@@ -926,10 +1165,22 @@ mod tests {
 
     #[test]
     fn references_normalise_like_docker() {
-        assert_eq!(normalize_reference("alpine").unwrap(), "docker.io/library/alpine:latest");
-        assert_eq!(normalize_reference("user/app:1").unwrap(), "docker.io/user/app:1");
-        assert_eq!(normalize_reference("localhost:5000/app").unwrap(), "localhost:5000/app:latest");
-        assert_eq!(normalize_reference("ghcr.io/o/a@sha256:ab").unwrap(), "ghcr.io/o/a@sha256:ab");
+        assert_eq!(
+            normalize_reference("alpine").unwrap(),
+            "docker.io/library/alpine:latest"
+        );
+        assert_eq!(
+            normalize_reference("user/app:1").unwrap(),
+            "docker.io/user/app:1"
+        );
+        assert_eq!(
+            normalize_reference("localhost:5000/app").unwrap(),
+            "localhost:5000/app:latest"
+        );
+        assert_eq!(
+            normalize_reference("ghcr.io/o/a@sha256:ab").unwrap(),
+            "ghcr.io/o/a@sha256:ab"
+        );
         assert!(normalize_reference("Upper").is_err());
         assert!(normalize_reference("a b").is_err());
     }

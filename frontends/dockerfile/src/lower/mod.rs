@@ -40,6 +40,9 @@ pub struct PlanOptions<'a> {
     pub build_platform: Platform,
     pub named_contexts: BTreeMap<String, NamedContext>,
     pub resolver: &'a dyn ImageResolver,
+    /// The name of the main context's source node (`context`). The TOML
+    /// frontend gives each Dockerfile target its own.
+    pub context_name: String,
 }
 
 impl<'a> PlanOptions<'a> {
@@ -54,6 +57,7 @@ impl<'a> PlanOptions<'a> {
             build_platform: Platform::linux_amd64(),
             named_contexts: BTreeMap::new(),
             resolver,
+            context_name: "context".into(),
         }
     }
 }

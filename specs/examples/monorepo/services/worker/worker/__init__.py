@@ -1,0 +1,1 @@
+"""The background worker: takes jobs off a queue and runs them."""

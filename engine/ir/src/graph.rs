@@ -109,6 +109,11 @@ impl GraphBuilder {
         &self.graph[id.ix()]
     }
 
+    /// The metadata of a node added earlier, to name it once its role is known.
+    pub fn meta_mut(&mut self, id: NodeId) -> &mut NodeMeta {
+        &mut self.graph[id.ix()].meta
+    }
+
     /// Add every node of a finished graph (merging equal digests with nodes
     /// already here) and return where its targets landed.
     pub fn import(&mut self, g: &Graph) -> Vec<Target> {

@@ -174,6 +174,14 @@ impl Lowering<'_, '_> {
             .map_err(|e| Error::new(e.to_string()))
     }
 
+    /// Give a shared source node its step name unless a stage named it first.
+    fn rename_if_fresh(&mut self, id: NodeId, name: String) {
+        let meta = self.b.meta_mut(id);
+        if meta.name.starts_with("[internal]") {
+            meta.name = name;
+        }
+    }
+
     fn context_node(&mut self, name: &str) -> Result<NodeId> {
         let excludes = if name == self.opts.context_name {
             self.excludes.clone()
@@ -239,7 +247,7 @@ impl Lowering<'_, '_> {
                             platform: platform.clone(),
                         },
                         resolved,
-                        format!("[context {reference}] oci-layout"),
+                        format!("[internal] load metadata for oci-layout context {reference}"),
                     )
                 }
                 Some(NamedContext::Local) => return Err(Error::at(
@@ -324,23 +332,71 @@ impl Lowering<'_, '_> {
             }
             None => self.opts.target_platform.clone(),
         };
-        let total = body.len() + 1;
-        let (fs, config_base, mut config) =
-            match stages::find(&self.stages, &image_name, index, from.location())? {
-                Some(dep) => {
-                    let r = self.stage(dep)?;
-                    (r.fs, r.config_node, r.config)
+        // BuildKit numbers only steps that make a vertex: FROM an image,
+        // RUN, COPY, ADD and WORKDIR.
+        let base_stage = stages::find(&self.stages, &image_name, index, from.location())?;
+        let from_image = base_stage.is_none() && image_name != "scratch";
+        let mut total =
+            usize::from(from_image) + body.iter().filter(|i| makes_vertex(&i.inner)).count();
+        let (fs, config_base, mut config) = match base_stage {
+            Some(dep) => {
+                let r = self.stage(dep)?;
+                (r.fs, r.config_node, r.config)
+            }
+            None => {
+                let (node, config) = self.image_source(&image_name, &stage_platform, &from)?;
+                (node, node, config)
+            }
+        };
+        let triggers = std::mem::take(&mut config.on_build);
+        let mut trigger_instructions = Vec::new();
+        for t in &triggers {
+            let ast = crate::parser::parse(t).map_err(|e| {
+                Error::at(
+                    format!("invalid ONBUILD trigger `{t}` in base image: {}", e.message),
+                    from.location(),
+                )
+            })?;
+            // Triggers are single instructions, not Dockerfiles: parse each
+            // node on its own (a FROM-less list is fine here).
+            for node in &ast.children {
+                let inner = crate::instructions::parse_instruction(node)
+                    .map_err(|e| e.or_at(from.location()))?;
+                if matches!(inner, Instruction::From { .. } | Instruction::Onbuild(_)) {
+                    return Err(Error::at(
+                        format!(
+                            "invalid ONBUILD trigger `{t}`: {} is not allowed",
+                            inner.name()
+                        ),
+                        from.location(),
+                    ));
                 }
-                None => {
-                    let (node, config) = self.image_source(&image_name, &stage_platform, &from)?;
-                    (node, node, config)
-                }
-            };
+                total += usize::from(makes_vertex(&inner));
+                trigger_instructions.push(Located {
+                    inner,
+                    line: from.line,
+                    col: from.col,
+                    len: from.len,
+                    end_line: from.end_line,
+                    original: node.original.clone(),
+                });
+            }
+        }
+        // Single-stage builds show no stage name in step names.
+        let step_prefix = if self.stages.len() == 1 {
+            String::new()
+        } else {
+            display.clone()
+        };
+        if from_image {
+            let name = step_name(&step_prefix, 1, total, &format!("FROM {image_name}"));
+            self.rename_if_fresh(fs, name);
+        }
         let mut st = StageState {
-            display: display.clone(),
+            display: step_prefix,
             index,
             total,
-            step: 1,
+            step: usize::from(from_image),
             fs,
             platform: stage_platform,
             args: StageArgs::default(),
@@ -353,29 +409,14 @@ impl Lowering<'_, '_> {
             config: ImageConfig::default(),
         };
         // ONBUILD triggers of the base run first, then are consumed.
-        let triggers = std::mem::take(&mut config.on_build);
         st.config = config;
         if !triggers.is_empty() {
             st.changes.push(ConfigChange::ClearOnBuild);
-            for t in &triggers {
-                let ast = crate::parser::parse(t).map_err(|e| {
-                    Error::at(
-                        format!("invalid ONBUILD trigger `{t}` in base image: {}", e.message),
-                        from.location(),
-                    )
-                })?;
-                for ins in crate::instructions::parse_all(&ast)? {
-                    let ins = Located {
-                        line: from.line,
-                        col: from.col,
-                        ..ins
-                    };
-                    self.dispatch(&mut st, &ins)?;
-                }
+            for ins in &trigger_instructions {
+                self.dispatch(&mut st, ins)?;
             }
         }
         for ins in &body {
-            st.step += 1;
             self.dispatch(&mut st, ins)?;
         }
         let config_node = self.add(
@@ -395,7 +436,12 @@ impl Lowering<'_, '_> {
     }
 
     fn dispatch(&mut self, st: &mut StageState, ins: &Located<Instruction>) -> Result<()> {
-        let name = format!("[{} {}/{}] {}", st.display, st.step, st.total, ins.original);
+        let name = if makes_vertex(&ins.inner) {
+            st.step += 1;
+            step_name(&st.display, st.step, st.total, &ins.original)
+        } else {
+            String::new()
+        };
         match &ins.inner {
             Instruction::From { .. } => {
                 return Err(Error::at("internal: nested FROM", ins.location()))
@@ -876,6 +922,28 @@ impl Lowering<'_, '_> {
         );
         Ok(())
     }
+}
+
+fn makes_vertex(i: &Instruction) -> bool {
+    matches!(
+        i,
+        Instruction::Run { .. }
+            | Instruction::Copy(_)
+            | Instruction::Add(_)
+            | Instruction::Workdir(_)
+    )
+}
+
+/// `[build 2/3] RUN make`, with the index padded to the width of the total
+/// as BuildKit does, and no stage name in single-stage builds.
+fn step_name(stage: &str, index: usize, total: usize, text: &str) -> String {
+    let width = total.to_string().len();
+    let stage = if stage.is_empty() {
+        String::new()
+    } else {
+        format!("{stage} ")
+    };
+    format!("[{stage}{index:>width$}/{total}] {text}")
 }
 
 struct StageState {

@@ -10,7 +10,7 @@ pub fn run(cmd: DebugCommand) -> Result<(), Failure> {
             let ast = engine_dockerfile::parser::parse(&text).map_err(|e| {
                 Failure::Rendered(SourceError::from_frontend(&name, &text, &e).render())
             })?;
-            print!("{}", engine_dockerfile::parser::dump(&ast));
+            println!("{}", engine_dockerfile::parser::dump(&ast));
             Ok(())
         }
     }

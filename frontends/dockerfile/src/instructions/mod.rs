@@ -362,13 +362,17 @@ pub fn parse_instruction(node: &Node) -> Result<Instruction> {
                 return Err(at_least_one("SHELL"));
             }
             if !node.json {
+                // Text that already looks like JSON is broken JSON, not shell form.
+                let hint = if args.first().is_some_and(|a| a.starts_with('[')) {
+                    "the JSON array is not valid: check its brackets, quotes and commas".to_string()
+                } else {
+                    format!(
+                        "write it as a JSON array, e.g. SHELL {}",
+                        json_example(&args)
+                    )
+                };
                 return Err(
-                    Error::new("SHELL requires the arguments to be in JSON form").with_hint(
-                        format!(
-                            "write it as a JSON array, e.g. SHELL {}",
-                            json_example(&args)
-                        ),
-                    ),
+                    Error::new("SHELL requires the arguments to be in JSON form").with_hint(hint),
                 );
             }
             Ok(Instruction::Shell(args))

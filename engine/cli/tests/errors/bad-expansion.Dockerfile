@@ -1,0 +1,3 @@
+FROM busybox
+ARG NAME
+WORKDIR ${NAME:?NAME must be set}

@@ -1,0 +1,2 @@
+FROM busybox AS me
+COPY --from=me /a /b

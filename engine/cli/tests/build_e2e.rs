@@ -1,0 +1,238 @@
+//! Real builds through the binary, checked by real clients: docker load and
+//! run, skopeo, umoci. Needs root, dockerd and the tools that
+//! scripts/setup-host installs.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+const DOCKERFILE: &str = r#"
+FROM busybox AS build
+ARG GREETING=hello
+WORKDIR /src
+COPY greet.sh .
+RUN chmod 755 greet.sh && ./greet.sh "$GREETING" > /out.txt
+
+FROM busybox
+COPY --from=build /out.txt /srv/out.txt
+RUN ln /srv/out.txt /srv/hard.txt && ln -s out.txt /srv/soft.txt && rm /bin/vi
+USER app
+CMD ["cat", "/srv/out.txt"]
+"#;
+
+fn context() -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::write(t.path().join("Dockerfile"), DOCKERFILE).unwrap();
+    std::fs::write(
+        t.path().join("greet.sh"),
+        "#!/bin/sh\necho \"$1 from engine\"\n",
+    )
+    .unwrap();
+    t
+}
+
+fn build(ctx: &Path, cache: &Path, outputs: &[String], extra: &[&str]) -> std::process::Output {
+    let mut c = engine();
+    c.args(["build", "--progress", "plain", "--cache-dir"])
+        .arg(cache);
+    c.args(["--build-context", &busybox_context_flag()]);
+    for o in outputs {
+        c.args(["-o", o]);
+    }
+    c.args(extra).arg(ctx);
+    run_ok(&mut c)
+}
+
+#[test]
+fn docker_loads_and_runs_the_image() {
+    require_tool("/usr/bin/docker");
+    let ctx = context();
+    let cache = tempfile::tempdir().unwrap();
+    let out = ctx.path().join("img.tar");
+    build(
+        ctx.path(),
+        cache.path(),
+        &[format!(
+            "type=docker,dest={},name=engine-e2e:latest",
+            out.display()
+        )],
+        &[],
+    );
+    run_ok(
+        Command::new("/usr/bin/docker")
+            .args(["load", "-i"])
+            .arg(&out),
+    );
+    let run = run_ok(Command::new("/usr/bin/docker").args(["run", "--rm", "engine-e2e:latest"]));
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "hello from engine\n");
+    let who = run_ok(Command::new("/usr/bin/docker").args([
+        "run",
+        "--rm",
+        "engine-e2e:latest",
+        "id",
+        "-u",
+    ]));
+    assert_eq!(String::from_utf8_lossy(&who.stdout).trim(), "1000");
+    let links = run_ok(Command::new("/usr/bin/docker").args([
+        "run",
+        "--rm",
+        "engine-e2e:latest",
+        "sh",
+        "-c",
+        "stat -c %h /srv/out.txt; readlink /srv/soft.txt; test -e /bin/vi || echo no-vi",
+    ]));
+    assert_eq!(
+        String::from_utf8_lossy(&links.stdout),
+        "2\nout.txt\nno-vi\n"
+    );
+}
+
+#[test]
+fn skopeo_and_umoci_read_both_oci_forms() {
+    require_tool("/usr/bin/skopeo");
+    require_tool("/usr/bin/umoci");
+    let ctx = context();
+    let cache = tempfile::tempdir().unwrap();
+    let dir = ctx.path().join("oci-dir");
+    let tar = ctx.path().join("oci.tar");
+    build(
+        ctx.path(),
+        cache.path(),
+        &[
+            format!("type=oci,dest={},tar=false,name=e2e:v1", dir.display()),
+            format!("type=oci,dest={},name=e2e:v1", tar.display()),
+        ],
+        &[],
+    );
+    for target in [
+        format!("oci:{}:v1", dir.display()),
+        format!("oci-archive:{}:v1", tar.display()),
+    ] {
+        let out = run_ok(Command::new("/usr/bin/skopeo").args(["inspect", "--config", &target]));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            v["config"]["Cmd"],
+            serde_json::json!(["cat", "/srv/out.txt"]),
+            "{target}"
+        );
+        assert_eq!(v["config"]["User"], "app");
+    }
+    let bundle = ctx.path().join("bundle");
+    run_ok(
+        Command::new("/usr/bin/umoci")
+            .args(["unpack", "--image"])
+            .arg(format!("{}:v1", dir.display()))
+            .arg(&bundle),
+    );
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("rootfs/srv/out.txt")).unwrap(),
+        "hello from engine\n"
+    );
+    assert!(
+        !bundle.join("rootfs/bin/vi").exists(),
+        "the RUN's whiteout removed /bin/vi"
+    );
+}
+
+#[test]
+fn rebuild_is_cached_and_reproducible() {
+    let ctx = context();
+    let cache = tempfile::tempdir().unwrap();
+    let o = |n: &str| format!("type=oci,dest={},tar=false", ctx.path().join(n).display());
+    std::env::set_var("SOURCE_DATE_EPOCH", "1700000000");
+    let first = build(ctx.path(), cache.path(), &[o("a")], &[]);
+    let second = build(ctx.path(), cache.path(), &[o("b")], &[]);
+    let text = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        text.contains(" 0 executed"),
+        "no-op rebuild executes nothing:\n{text}"
+    );
+    assert_eq!(image_digest(&first.stderr), image_digest(&second.stderr));
+    // A fresh cache elsewhere gives the same image: nothing depends on paths.
+    let other_cache = tempfile::tempdir().unwrap();
+    let moved = tempfile::tempdir().unwrap();
+    for f in ["Dockerfile", "greet.sh"] {
+        std::fs::copy(ctx.path().join(f), moved.path().join(f)).unwrap();
+    }
+    let third = build(moved.path(), other_cache.path(), &[o("c")], &[]);
+    assert_eq!(image_digest(&first.stderr), image_digest(&third.stderr));
+    // A build arg is an input: it changes the image.
+    let fourth = build(
+        ctx.path(),
+        cache.path(),
+        &[o("d")],
+        &["--build-arg", "GREETING=hi"],
+    );
+    assert_ne!(image_digest(&first.stderr), image_digest(&fourth.stderr));
+}
+
+#[test]
+fn runc_and_crun_run_the_same_steps() {
+    for rt in ["runc", "crun"] {
+        require_tool(&format!("/usr/bin/{rt}"));
+        let ctx = context();
+        let cache = tempfile::tempdir().unwrap();
+        let dest = ctx.path().join("rootfs");
+        build(
+            ctx.path(),
+            cache.path(),
+            &[format!("type=local,dest={}", dest.display())],
+            &["--runtime", rt],
+        );
+        assert_eq!(
+            std::fs::read_to_string(dest.join("srv/out.txt")).unwrap(),
+            "hello from engine\n",
+            "{rt}"
+        );
+    }
+}
+
+#[test]
+fn a_failing_run_reports_step_line_and_output() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::write(
+        t.path().join("Dockerfile"),
+        "FROM busybox\nRUN echo before-failing && exit 7\n",
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let out = engine()
+        .args(["build", "--progress", "plain", "--cache-dir"])
+        .arg(cache.path())
+        .args(["--build-context", &busybox_context_flag()])
+        .arg(t.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("Dockerfile:2:1"), "{err}");
+    assert!(err.contains("exit code: 7"), "{err}");
+    assert!(err.contains("before-failing"), "{err}");
+}
+
+#[test]
+fn rootfs_tar_output_lists_the_files() {
+    let ctx = context();
+    let cache = tempfile::tempdir().unwrap();
+    let tar = ctx.path().join("rootfs.tar");
+    build(
+        ctx.path(),
+        cache.path(),
+        &[format!("type=tar,dest={}", tar.display())],
+        &[],
+    );
+    let mut ar = tar::Archive::new(std::fs::File::open(&tar).unwrap());
+    let names: Vec<String> = ar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().any(|n| n == "srv/out.txt"), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n.contains(".wh.")),
+        "a rootfs has no whiteouts"
+    );
+}

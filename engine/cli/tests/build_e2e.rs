@@ -236,3 +236,34 @@ fn rootfs_tar_output_lists_the_files() {
         "a rootfs has no whiteouts"
     );
 }
+
+#[test]
+fn copy_snapshotter_builds_the_same_image_as_overlay() {
+    // The fallback for kernels without overlayfs must not change a byte.
+    let ctx = context();
+    let mut digests = Vec::new();
+    for mode in ["overlay", "copy"] {
+        let cache = tempfile::tempdir().unwrap();
+        let out = engine()
+            .env("ENGINE_SNAPSHOTTER", mode)
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .args(["build", "--progress", "quiet", "--cache-dir"])
+            .arg(cache.path())
+            .args(["--build-context", &busybox_context_flag()])
+            .arg("-o")
+            .arg(format!(
+                "type=oci,dest={},tar=false",
+                ctx.path().join(mode).display()
+            ))
+            .arg(ctx.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{mode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        digests.push(image_digest(&out.stderr));
+    }
+    assert_eq!(digests[0], digests[1]);
+}

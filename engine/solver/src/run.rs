@@ -554,14 +554,25 @@ impl Runner<'_> {
                 }
             }
         }
-        let mut spec = RunSpec::new(
-            Rootfs::Overlay {
+        // Without overlayfs, the step runs in a copied tree whose changes
+        // `finish` turns into the upper directory afterwards.
+        let copied = if crate::snapshot::snapshotter(&tmp) == crate::snapshot::Snapshotter::Copy {
+            Some(
+                mount_overlay(base, Some((upper, work)), &tmp)
+                    .map_err(ioe("copying the step's filesystem"))?,
+            )
+        } else {
+            None
+        };
+        let rootfs = match &copied {
+            Some(view) => Rootfs::Dir(view.path().to_path_buf()),
+            None => Rootfs::Overlay {
                 lowers: base.lowers_top_first(),
                 upper: upper.to_path_buf(),
                 work: work.to_path_buf(),
             },
-            e.args.clone(),
-        );
+        };
+        let mut spec = RunSpec::new(rootfs, e.args.clone());
         spec.env = env;
         spec.cwd = e.cwd.clone();
         if !e.user.is_empty() {
@@ -606,6 +617,12 @@ impl Runner<'_> {
         err.flush_rest();
         drop(guards);
         let status = status.map_err(|e| msg(format!("cannot run step: {e}")))?;
+        if let (Some(view), true) = (copied, status.success()) {
+            view.finish().map_err(ioe("recording the step's changes"))?;
+        } else if status.success() {
+            crate::snapshot::prune_unchanged_dirs(upper, &base.lowers_top_first())
+                .map_err(ioe("cleaning the step's changes"))?;
+        }
         if !status.success() {
             let tail = tail.lock().unwrap_or_else(|p| p.into_inner()).lines.clone();
             return Err(StepError::Exit {
@@ -740,7 +757,9 @@ impl Runner<'_> {
                 }
             }
         }
-        drop(merged);
+        merged
+            .finish()
+            .map_err(ioe("recording the step's changes"))?;
         Ok(())
     }
 }

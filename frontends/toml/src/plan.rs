@@ -238,6 +238,28 @@ fn local_sources(g: &Graph, from: NodeId) -> BTreeSet<String> {
     out
 }
 
+/// Step names say which target they belong to, as bake shows them: a
+/// one-stage lowering names steps `[2/3] RUN …` (BuildKit leaves the stage
+/// out of single-stage builds), which becomes `[api 2/3] RUN …`; a
+/// Dockerfile target's `[build 2/3] RUN …` becomes `[reports build 2/3] RUN …`.
+fn step_name(name: &str, unit: &str, dockerfile: bool) -> String {
+    let Some(rest) = name.strip_prefix('[') else {
+        return name.to_string();
+    };
+    if rest.starts_with("internal]")
+        || rest.starts_with(&format!("{unit}]"))
+        || rest.starts_with(&format!("{unit} "))
+    {
+        return name.to_string();
+    }
+    let numbered = rest.starts_with(|c: char| c.is_ascii_digit() || c == ' ');
+    if numbered || dockerfile {
+        format!("[{unit} {}", rest.trim_start())
+    } else {
+        name.to_string()
+    }
+}
+
 fn placeholder(index: usize) -> String {
     format!("{PLACEHOLDER_HOST}/unit{index}:latest")
 }
@@ -420,7 +442,7 @@ impl Planner<'_, '_> {
         drop(popts);
         drop(recorder);
         self.take_warnings(&u.name, planned.warnings, &BTreeSet::new());
-        let image = self.import(&planned.graph, &stages, &renames, Some(&generated))?;
+        let image = self.import(&u.name, &planned.graph, &stages, &renames, Some(&generated))?;
         self.finish_unit(image)
     }
 
@@ -500,7 +522,7 @@ impl Planner<'_, '_> {
         drop(popts);
         drop(recorder);
         self.take_warnings(&u.name, planned.warnings, &own_args);
-        let mut image = self.import(&planned.graph, &stages, &renames, None)?;
+        let mut image = self.import(&u.name, &planned.graph, &stages, &renames, None)?;
         if !d.labels.is_empty() {
             // Labels on top of the Dockerfile's result, as `--label` does.
             let fs = self.b.node(image).inputs[0];
@@ -572,6 +594,7 @@ impl Planner<'_, '_> {
     /// stages) locations point into the spec. Returns the target's node.
     fn import(
         &mut self,
+        unit: &str,
         g: &Graph,
         stages: &BTreeMap<String, Built>,
         renames: &BTreeMap<String, String>,
@@ -585,6 +608,7 @@ impl Planner<'_, '_> {
                     continue;
                 }
                 if reference.starts_with(PLACEHOLDER_HOST) {
+                    // Cannot happen: every placeholder is given its stage.
                     return Err(self
                         .map
                         .unlocated(format!("internal: unresolved placeholder `{reference}`")));
@@ -618,6 +642,7 @@ impl Planner<'_, '_> {
             if let (Some(gen), Some(loc)) = (generated, &meta.location) {
                 meta.location = gen.span_of_line(loc.line).map(|s| self.source_location(s));
             }
+            meta.name = step_name(&meta.name, unit, generated.is_none());
             let id = self.add(op, inputs, meta)?;
             landed.push(Landed::Node(id));
         }

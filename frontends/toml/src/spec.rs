@@ -636,6 +636,13 @@ pub fn read(root: &Table, map: &SourceMap, overrides: &BTreeMap<String, String>)
                         "names start with a lowercase letter, then lowercase letters, digits, `-`, `_` or `.` (as Dockerfile stage names)",
                     ));
             }
+            if u.key == "scratch" {
+                return Err(map
+                    .error(&u.key_span, "`scratch` is the empty image, not a name")
+                    .with_hint(
+                        "pick another name: `from = \"scratch\"` always means the empty image",
+                    ));
+            }
             if let Some(prev) = raw.iter().find(|r| r.name == u.key) {
                 return Err(map
                     .error(&u.key_span, format!("duplicate name `{}`", u.key))

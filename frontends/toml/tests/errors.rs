@@ -350,6 +350,13 @@ fn bases_and_kinds() {
         "lowercase",
     );
     expect(
+        check_err("[stage.scratch]\nfrom = \"x\"\n"),
+        "`scratch` is the empty image",
+        1,
+        8,
+        "another name",
+    );
+    expect(
         check_err("[image.a]\nfrom = \"x\"\ncontext = \"/srv/a\"\n"),
         "context `/srv/a` is an absolute path",
         3,

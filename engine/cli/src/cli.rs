@@ -45,6 +45,9 @@ pub struct PlanArgs {
     /// Set a build-time variable (KEY=VALUE, or KEY to take it from the environment)
     #[arg(long = "build-arg", value_name = "KEY=VALUE")]
     pub build_args: Vec<String>,
+    /// Set a TOML spec variable (NAME=VALUE); like --build-arg for Dockerfiles
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
     /// Additional build contexts (NAME=PATH, NAME=oci-layout://PATH[:TAG|@DIGEST], NAME=docker-image://REF)
     #[arg(long = "build-context", value_name = "NAME=VALUE")]
     pub build_contexts: Vec<String>,

@@ -41,30 +41,52 @@ impl SourceError {
     /// Build from a frontend error over the file's text. Line and column are
     /// 1-based; the column counts characters.
     pub fn from_frontend(file: &str, text: &str, err: &engine_dockerfile::Error) -> Self {
-        let (line, col, span) = match err.location {
-            Some(loc) => {
-                let span = offset_of(text, loc.line, loc.col).map(|off| {
+        Self::located(
+            file,
+            text,
+            &err.message,
+            err.location.map(|l| (l.line, l.col, l.len)),
+            err.hint.clone(),
+        )
+    }
+
+    pub fn from_toml(text: &str, err: &engine_toml::TomlError) -> Self {
+        Self::located(
+            &err.file,
+            text,
+            &err.message,
+            err.location.map(|l| (l.line, l.col, l.len)),
+            err.hint.clone(),
+        )
+    }
+
+    fn located(
+        file: &str,
+        text: &str,
+        message: &str,
+        loc: Option<(usize, usize, usize)>,
+        hint: Option<String>,
+    ) -> Self {
+        let (line, col, span) = match loc {
+            Some((line, col, len)) => {
+                let span = offset_of(text, line, col).map(|off| {
                     let rest = &text[off..];
                     let line_rest = rest.split('\n').next().unwrap_or("");
-                    let len: usize = line_rest
-                        .chars()
-                        .take(loc.len.max(1))
-                        .map(char::len_utf8)
-                        .sum();
+                    let len: usize = line_rest.chars().take(len.max(1)).map(char::len_utf8).sum();
                     SourceSpan::new(off.into(), len)
                 });
-                (loc.line, loc.col, span)
+                (line, col, span)
             }
             None => (0, 0, None),
         };
         SourceError {
-            message: err.message.clone(),
+            message: message.to_string(),
             file: file.to_string(),
             line,
             col,
             span,
             src: span.map(|_| NamedSource::new(file, text.to_string())),
-            hint: err.hint.clone(),
+            hint,
         }
     }
 

@@ -13,6 +13,12 @@ use crate::Failure;
 
 pub struct Planned {
     pub graph: Graph,
+    /// TOML targets with their tags, outputs and context directories.
+    pub toml_targets: Option<Vec<engine_toml::TargetInfo>>,
+    /// Local sources a TOML spec names, by source name.
+    pub context_dirs: BTreeMap<String, PathBuf>,
+    /// Where relative output paths of the spec are taken from.
+    pub spec_dir: Option<PathBuf>,
     pub warnings: Vec<String>,
 }
 
@@ -205,10 +211,7 @@ pub fn solver_contexts(
 pub fn plan(args: &PlanArgs, resolver: &dyn ImageResolver) -> Result<Planned, Failure> {
     let (file, frontend) = locate(args)?;
     if frontend == Frontend::Toml {
-        return Err(Failure::hint(
-            "the toml frontend is not available in this build yet",
-            "build a Dockerfile, or follow issue 5",
-        ));
+        return plan_toml(args, &file, resolver);
     }
     if !args.context.is_dir() {
         return Err(Failure::msg(format!(
@@ -258,6 +261,9 @@ pub fn plan(args: &PlanArgs, resolver: &dyn ImageResolver) -> Result<Planned, Fa
     })?;
     Ok(Planned {
         graph: planned.graph,
+        toml_targets: None,
+        context_dirs: BTreeMap::new(),
+        spec_dir: None,
         warnings: planned.warnings,
     })
 }
@@ -278,4 +284,79 @@ mod tests {
         );
         assert_eq!(split_layout_ref("./img"), ("./img", None));
     }
+}
+
+fn named_contexts(args: &PlanArgs) -> Result<BTreeMap<String, NamedContext>, Failure> {
+    Ok(parse_build_contexts(&args.build_contexts)?
+        .into_iter()
+        .map(|(k, v)| {
+            let nc = match v {
+                ContextSpec::Dir(_) => NamedContext::Local,
+                ContextSpec::Layout { .. } => NamedContext::Layout,
+                ContextSpec::Image(r) => NamedContext::Image(r),
+            };
+            (k, nc)
+        })
+        .collect())
+}
+
+fn plan_toml(
+    args: &PlanArgs,
+    file: &Path,
+    resolver: &dyn ImageResolver,
+) -> Result<Planned, Failure> {
+    let text = read_text(file)?;
+    let spec_dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let spec_dir = std::fs::canonicalize(&spec_dir)
+        .map_err(|e| Failure::msg(format!("cannot use `{}`: {e}", spec_dir.display())))?;
+    let read_file = |rel: &str| -> std::io::Result<String> {
+        // Paths come from the spec: keep them inside its directory.
+        if Path::new(rel).components().any(|c| {
+            matches!(
+                c,
+                std::path::Component::ParentDir | std::path::Component::RootDir
+            )
+        }) {
+            return Err(std::io::Error::other(format!(
+                "`{rel}` is outside the spec's directory"
+            )));
+        }
+        std::fs::read_to_string(spec_dir.join(rel))
+    };
+    let mut vars = parse_build_args(&args.build_args)?;
+    vars.extend(parse_build_args(&args.set)?);
+    let platform = match &args.platform {
+        Some(p) => Platform::parse(p).map_err(|e| Failure::msg(e.to_string()))?,
+        None => Platform::host(),
+    };
+    let display = file.file_name().map_or_else(
+        || "engine.toml".to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let mut opts = engine_toml::TomlPlanOptions::new(resolver, &read_file);
+    opts.file_name = display;
+    opts.targets = args.target.clone();
+    opts.vars = vars;
+    opts.platform = platform;
+    opts.build_platform = Platform::host();
+    opts.named_contexts = named_contexts(args)?;
+    let plan = engine_toml::plan(&text, &opts)
+        .map_err(|e| Failure::Rendered(SourceError::from_toml(&text, &e).render()))?;
+    let mut context_dirs = BTreeMap::new();
+    for t in &plan.targets {
+        for (name, rel) in &t.context_dirs {
+            context_dirs.insert(name.clone(), spec_dir.join(rel));
+        }
+    }
+    Ok(Planned {
+        graph: plan.graph,
+        toml_targets: Some(plan.targets),
+        context_dirs,
+        spec_dir: Some(spec_dir),
+        warnings: plan.warnings,
+    })
 }

@@ -74,7 +74,7 @@ fn default_group_builds_every_service_in_one_graph() {
     assert_eq!(infos, names);
     let api = &plan.targets[0];
     assert_eq!(api.tags, ["localhost:5000/monorepo/api:0.3.0"]);
-    assert_eq!(api.outputs[0].kind, "oci");
+    assert_eq!(api.outputs[0].kind, "docker");
     assert_eq!(api.outputs[0].attrs["dest"], "out/api.tar");
     assert_eq!(api.platforms, [Platform::linux_amd64()]);
     assert_eq!(

@@ -91,11 +91,12 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
     for w in &planned.warnings {
         eprintln!("warning: {w}");
     }
-    let outputs: Vec<outputs::Output> = args
+    let cli_outputs: Vec<outputs::Output> = args
         .outputs
         .iter()
         .map(|o| outputs::parse(o))
         .collect::<Result<_, _>>()?;
+    let exports = exports_per_target(&planned, &cli_outputs, &args.tags)?;
     let mode = match args.progress.as_str() {
         "json" => Mode::Json,
         "plain" | "auto" | "tty" => Mode::Plain,
@@ -112,6 +113,13 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::msg(format!("cannot open cache dir `{}`: {e}", dir.display())))?;
     let executor =
         engine_sandbox::executor_for(&args.runtime).map_err(|e| Failure::msg(e.to_string()))?;
+    let mut contexts = contexts;
+    for (name, dir) in &planned.context_dirs {
+        contexts.insert(
+            name.clone(),
+            engine_solver::run::ContextSource::Dir(dir.clone()),
+        );
+    }
     let opts = SolveOptions {
         contexts,
         secrets: parse_secrets(&args.secret)?,
@@ -133,10 +141,11 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
     )
     .map_err(render_step_error)?;
     let epoch = engine_export::ExportOptions::source_date_epoch_from_env();
-    let mut digest_line = None;
+    let mut digest_lines: Vec<(String, String)> = Vec::new();
     for (name, value) in &solved.targets {
         let platform =
             build::target_platform(&planned.graph, name).unwrap_or_else(engine_ir::Platform::host);
+        let (outputs, tags) = exports.get(name).cloned().unwrap_or_default();
         for out in &outputs {
             let settings = LayerSettings {
                 compression: out.compression,
@@ -144,7 +153,7 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
             };
             let mut names = out.names.clone();
             if names.is_empty() {
-                names = args.tags.clone();
+                names = tags.clone();
             }
             let eopts = engine_export::ExportOptions {
                 names,
@@ -191,13 +200,16 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                         ),
                     }
                     .map_err(|e| fail(e.to_string()))?;
-                    digest_line = Some(format!(
-                        "{} (config {})",
-                        result.manifest_digest(),
-                        result
-                            .config_digest()
-                            .map(|d| d.to_string())
-                            .unwrap_or_default()
+                    digest_lines.push((
+                        name.clone(),
+                        format!(
+                            "{} (config {})",
+                            result.manifest_digest(),
+                            result
+                                .config_digest()
+                                .map(|d| d.to_string())
+                                .unwrap_or_default()
+                        ),
                     ));
                 }
             }
@@ -216,7 +228,10 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
             let cfg = image
                 .config_bytes()
                 .map_err(|e| Failure::msg(e.to_string()))?;
-            digest_line = Some(format!("config {}", engine_cache::Digest::of(&cfg)));
+            digest_lines.push((
+                name.clone(),
+                format!("config {}", engine_cache::Digest::of(&cfg)),
+            ));
         }
     }
     let steps = solved.executed + solved.cached;
@@ -232,8 +247,18 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
         solved.executed,
         solved.elapsed.as_secs_f64()
     );
-    if let Some(d) = digest_line {
-        eprintln!("image digest: {d}");
+    // One line per target; the target is named when there are several.
+    let several = solved.targets.len() > 1;
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, d) in digest_lines {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        if several {
+            eprintln!("image digest ({name}): {d}");
+        } else {
+            eprintln!("image digest: {d}");
+        }
     }
     Ok(())
 }
@@ -245,4 +270,49 @@ fn create(p: &std::path::Path) -> Result<std::fs::File, Failure> {
     }
     std::fs::File::create(p)
         .map_err(|e| Failure::msg(format!("cannot create `{}`: {e}", p.display())))
+}
+
+/// Outputs and tags of each graph target: the command line's for a
+/// Dockerfile (or a single TOML target), the spec's own otherwise.
+fn exports_per_target(
+    planned: &crate::plan::Planned,
+    cli_outputs: &[outputs::Output],
+    cli_tags: &[String],
+) -> Result<BTreeMap<String, (Vec<outputs::Output>, Vec<String>)>, Failure> {
+    let mut out = BTreeMap::new();
+    let Some(targets) = &planned.toml_targets else {
+        for t in planned.graph.targets() {
+            out.insert(t.name.clone(), (cli_outputs.to_vec(), cli_tags.to_vec()));
+        }
+        return Ok(out);
+    };
+    let base = planned.spec_dir.clone().unwrap_or_default();
+    for t in targets {
+        let tags = if cli_tags.is_empty() {
+            t.tags.clone()
+        } else {
+            cli_tags.to_vec()
+        };
+        let outs = if !cli_outputs.is_empty() && targets.len() == 1 {
+            cli_outputs.to_vec()
+        } else {
+            let mut v = Vec::new();
+            for e in &t.outputs {
+                let mut spec = format!("type={}", e.kind);
+                for (k, val) in &e.attrs {
+                    spec.push_str(&format!(",{k}={val}"));
+                }
+                let mut o = outputs::parse(&spec)?;
+                if o.dest.is_relative() {
+                    o.dest = base.join(&o.dest);
+                }
+                v.push(o);
+            }
+            v
+        };
+        for img in &t.images {
+            out.insert(img.target.clone(), (outs.clone(), tags.clone()));
+        }
+    }
+    Ok(out)
 }

@@ -16,7 +16,8 @@ pub const BUILD_TIMEOUT: Duration = Duration::from_secs(300);
 /// `target/<profile>` of the running test executable
 /// (`target/<profile>/deps/<name>-<hash>`).
 fn profile_dir() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot locate the test executable: {e}"))?;
+    let exe =
+        std::env::current_exe().map_err(|e| format!("cannot locate the test executable: {e}"))?;
     let mut dir = exe
         .parent()
         .ok_or_else(|| format!("test executable `{}` has no parent", exe.display()))?
@@ -92,6 +93,8 @@ pub struct Build {
     pub tags: Vec<String>,
     pub outputs: Vec<String>,
     pub cache_dir: Option<PathBuf>,
+    /// Extra environment variables (e.g. `SOURCE_DATE_EPOCH`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Build {
@@ -127,6 +130,7 @@ impl Build {
             cmd.arg("--cache-dir").arg(c);
         }
         cmd.arg(&self.context);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         Ok(cmd)
     }
 

@@ -75,7 +75,9 @@ pub fn run(cmd: &mut Command, limit: Duration) -> Result<Finished, String> {
                 // Only the child we started, by its handle.
                 let _ = child.kill();
                 timed_out = true;
-                break child.wait().map_err(|e| format!("waiting for `{shown}`: {e}"))?;
+                break child
+                    .wait()
+                    .map_err(|e| format!("waiting for `{shown}`: {e}"))?;
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(20)),
             Err(e) => return Err(format!("waiting for `{shown}`: {e}")),

@@ -122,7 +122,16 @@ pub fn copy(req: &CopyRequest<'_>) -> Result<(), CopyError> {
             let target_rel = if dest.ends_with('/') || existing_dir {
                 format!("{}/{}", dest.trim_end_matches('/'), base)
             } else {
-                dest.clone()
+                // As in BuildKit (fsutil's Copy resolves the destination
+                // with continuity's fs.RootPath), a symlink named as the
+                // destination is followed inside the root: the file is
+                // written where it points (parents created), the link stays.
+                let resolved =
+                    resolve_in_root(req.dest_root, &dest, true).map_err(io_err(req.dest_root))?;
+                match resolved.strip_prefix(req.dest_root) {
+                    Ok(r) => format!("/{}", r.to_string_lossy()),
+                    Err(_) => dest.clone(),
+                }
             };
             let (parent, name) = split_parent(&target_rel);
             let dir = ctx.ensure_dir(&parent)?;
@@ -349,18 +358,15 @@ impl Ctx<'_, '_> {
             }
             let spath = e.path();
             // The context's .dockerignore is relative to the context root.
-            if let Some(ctx_rel) = self.context_rel(&spath) {
-                if is_ignored(&self.req.source(), &ctx_rel) {
-                    let meta = meta_of(&spath)?;
-                    if !(meta.is_dir()
-                        && self
-                            .req
-                            .ignore
-                            .is_some_and(|i| i.may_reinclude_under(&ctx_rel)))
-                    {
-                        continue;
-                    }
-                }
+            // An excluded directory is only entered when an exception may
+            // re-include something below it, and then it only appears as the
+            // parent of what is re-included (fsutil emits such parents
+            // lazily): an excluded directory with nothing included below it
+            // is not copied, not even empty.
+            if self.excluded_from_context(&spath)
+                && !self.has_included_descendant(&spath, &child_rel)?
+            {
+                continue;
             }
             let meta = meta_of(&spath)?;
             self.copy_entry(&spath, &dest.join(&name), &meta)?;
@@ -370,6 +376,42 @@ impl Ctx<'_, '_> {
             }
         }
         Ok(())
+    }
+
+    /// Whether `p` (inside the source root) is excluded by the context's
+    /// `.dockerignore`.
+    fn excluded_from_context(&self, p: &Path) -> bool {
+        self.context_rel(p)
+            .is_some_and(|r| is_ignored(&self.req.source(), &r))
+    }
+
+    /// For an excluded `p` (`rel` to the copy source): whether it is a
+    /// directory an exception may reach into with something included below.
+    fn has_included_descendant(&self, p: &Path, rel: &str) -> Result<bool, CopyError> {
+        let Some(ctx_rel) = self.context_rel(p) else {
+            return Ok(false);
+        };
+        if !meta_of(p)?.is_dir()
+            || !self
+                .req
+                .ignore
+                .is_some_and(|i| i.may_reinclude_under(&ctx_rel))
+        {
+            return Ok(false);
+        }
+        for e in fs::read_dir(p).map_err(io_err(p))?.filter_map(|e| e.ok()) {
+            let child = e.path();
+            let child_rel = join_rel(rel, &e.file_name().to_string_lossy());
+            if self.excludes.is_excluded(&child_rel) {
+                continue;
+            }
+            if !self.excluded_from_context(&child)
+                || self.has_included_descendant(&child, &child_rel)?
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     fn context_rel(&self, p: &Path) -> Option<String> {

@@ -1,0 +1,2 @@
+# a file whose name starts with '!' (awkward to commit)
+echo bang > '!x.cfg'

@@ -73,7 +73,7 @@ fn join(root: &Path, parts: &[String]) -> PathBuf {
 
 /// Shell-style glob match of one path against a pattern, as Go's
 /// `filepath.Match`: `*` and `?` never match `/`, `[...]` classes with `^`
-/// or `!` negation and ranges, `\` escapes.
+/// negation (`!` is a literal, as in Go) and ranges, `\` escapes.
 pub fn glob_match(pattern: &str, name: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
@@ -132,7 +132,7 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 /// (matched, index after the class), or None for a malformed class.
 fn class_match(p: &[char], start: usize, c: char) -> Option<(bool, usize)> {
     let mut i = start + 1;
-    let negate = i < p.len() && (p[i] == '^' || p[i] == '!');
+    let negate = i < p.len() && p[i] == '^';
     if negate {
         i += 1;
     }
@@ -212,7 +212,12 @@ mod tests {
         assert!(glob_match("d/*.txt", "d/a.txt"));
         assert!(glob_match("fil?", "file"));
         assert!(glob_match("[a-c]x", "bx"));
-        assert!(!glob_match("[!a-c]x", "bx"));
+        assert!(!glob_match("[^a-c]x", "bx"));
+        assert!(
+            glob_match("[!a-c]x", "!x"),
+            "`!` is a literal in Go's classes"
+        );
+        assert!(glob_match("[!a-c]x", "bx"));
         assert!(glob_match("a\\*b", "a*b"));
         assert!(!glob_match("a\\*b", "axb"));
         assert!(glob_match("*", ""));

@@ -21,7 +21,7 @@ pub struct Event<'a> {
     pub id: u32,
     pub name: &'a str,
     pub status: Status,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Time since the step started (0 for `started`).
     pub duration_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<&'a str>,
@@ -66,7 +66,9 @@ impl Progress for Printer {
         match self.mode {
             Mode::Quiet => {}
             Mode::Json => {
-                let _ = serde_json::to_writer(&mut *out, e);
+                let mut e = e.clone();
+                e.duration_ms.get_or_insert(0);
+                let _ = serde_json::to_writer(&mut *out, &e);
                 let _ = writeln!(out);
             }
             Mode::Plain => {
@@ -100,6 +102,67 @@ impl Progress for Printer {
                 let _ = writeln!(out);
             }
             Mode::Quiet => {}
+        }
+    }
+}
+
+/// BuildKit-like live view for terminals: one spinner per running step with
+/// its timer and last output line; finished steps print one line each.
+pub struct Tty {
+    multi: indicatif::MultiProgress,
+    bars: Mutex<std::collections::HashMap<u32, (indicatif::ProgressBar, String)>>,
+}
+
+impl Tty {
+    pub fn new() -> Self {
+        Tty {
+            multi: indicatif::MultiProgress::new(),
+            bars: Mutex::new(Default::default()),
+        }
+    }
+}
+
+impl Default for Tty {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Progress for Tty {
+    fn event(&self, e: &Event<'_>) {
+        let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
+        match e.status {
+            Status::Started => {
+                let bar = self.multi.add(indicatif::ProgressBar::new_spinner());
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                );
+                bar.set_message(e.name.to_string());
+                bar.enable_steady_tick(std::time::Duration::from_millis(120));
+                bars.insert(e.id, (bar, e.name.to_string()));
+            }
+            status => {
+                let (bar, name) = bars
+                    .remove(&e.id)
+                    .unwrap_or_else(|| (indicatif::ProgressBar::hidden(), e.name.to_string()));
+                bar.finish_and_clear();
+                let secs = e.duration_ms.unwrap_or(0) as f64 / 1000.0;
+                let line = match status {
+                    Status::Cached => format!("CACHED {name}"),
+                    Status::Error => format!("ERROR  {name} ({secs:.1}s)"),
+                    _ => format!("DONE   {name} ({secs:.1}s)"),
+                };
+                let _ = self.multi.println(line);
+            }
+        }
+    }
+
+    fn output(&self, id: u32, line: &str) {
+        let bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((bar, name)) = bars.get(&id) {
+            let short: String = line.chars().take(80).collect();
+            bar.set_message(format!("{name} │ {short}"));
         }
     }
 }

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use engine_cache::{Kind, LeaseItem, Record};
 use engine_ir::config::ImageConfig;
-use engine_ir::graph::canonical_json;
 use engine_ir::ignore::IgnorePatterns;
 use engine_ir::{FileAction, Graph, MountKind, NetworkMode, NodeId, Op, Platform, Source};
 
@@ -22,8 +22,7 @@ use crate::scheduler::{CancelToken, NodeRunner};
 use crate::snapshot::{mount_overlay, Layer, Snapshot};
 use crate::state::StateDir;
 
-/// Bumped when what a key covers, or how a snapshot is laid out, changes.
-pub const CACHE_VERSION: &str = "engine-cache-v1";
+pub use crate::keys::CACHE_VERSION;
 
 #[derive(Debug, Clone)]
 pub enum ContextSource {
@@ -43,7 +42,12 @@ pub enum SecretSource {
 pub struct SolveOptions {
     pub contexts: BTreeMap<String, ContextSource>,
     pub secrets: BTreeMap<String, SecretSource>,
+    /// Run every step, using no earlier result.
     pub no_cache: bool,
+    /// Run the steps of these stages (and everything built on them) anew.
+    /// Names as [`crate::build::step_stage`] reads them from step names;
+    /// `""` stands for the stage of a single-stage Dockerfile.
+    pub no_cache_filter: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +88,10 @@ pub struct Value {
     pub config: Option<Arc<ImageConfig>>,
     pub local: Option<Arc<LocalDir>>,
     pub cached: bool,
+    /// Made anew although the cache may hold a result for its key
+    /// (`--no-cache`, `--no-cache-filter`): whatever reads it must be made
+    /// anew too.
+    pub fresh: bool,
 }
 
 pub struct Runner<'a> {
@@ -117,21 +125,12 @@ impl<'a> Runner<'a> {
 }
 
 fn key_of(op: &Op, inputs: &[Value], extra: &[&str]) -> String {
-    let mut h = blake3::Hasher::new();
-    h.update(CACHE_VERSION.as_bytes());
-    h.update(b"\0");
-    let json = canonical_json(&op.digest_view());
-    h.update(&(json.len() as u64).to_le_bytes());
-    h.update(json.as_bytes());
-    for i in inputs {
-        h.update(&(i.key.len() as u64).to_le_bytes());
-        h.update(i.key.as_bytes());
-    }
-    for e in extra {
-        h.update(&(e.len() as u64).to_le_bytes());
-        h.update(e.as_bytes());
-    }
-    h.finalize().to_hex().to_string()
+    let input_keys: Vec<&str> = inputs.iter().map(|i| i.key.as_str()).collect();
+    crate::keys::cache_key(op, &input_keys, extra)
+}
+
+fn cache_err(e: engine_cache::CacheError) -> StepError {
+    StepError::Message(format!("cache: {e}"))
 }
 
 /// Whether a step shows up in progress (sources and config bookkeeping do not).
@@ -167,7 +166,10 @@ impl NodeRunner for Runner<'_> {
                 digest: None,
             });
         }
-        let result = self.run_op(id, &node.op, inputs, cancel);
+        let result = self.run_op(id, &node.op, inputs, cancel).map(|mut v| {
+            v.fresh |= inputs.iter().any(|i| i.fresh);
+            v
+        });
         if show {
             let status = match &result {
                 Ok(v) if v.cached => Status::Cached,
@@ -218,7 +220,7 @@ impl Runner<'_> {
                     ..Default::default()
                 })
             }
-            Op::Source(Source::Layout { context, platform, .. }) => self.layout_source(op, context, platform),
+            Op::Source(Source::Layout { context, platform, .. }) => self.layout_source(id, op, context, platform),
             Op::Source(Source::Image { reference, .. }) => Err(msg(format!(
                 "cannot pull `{reference}`: registry sources are not supported yet; pass the image as --build-context NAME=oci-layout://PATH and use FROM NAME"
             ))),
@@ -244,6 +246,7 @@ impl Runner<'_> {
 
     fn layout_source(
         &self,
+        id: NodeId,
         op: &Op,
         context: &str,
         platform: &Platform,
@@ -263,12 +266,52 @@ impl Runner<'_> {
         );
         let config = image_config::from_json(&resolved.config_bytes).map_err(msg)?;
         let blobs = resolved.layer_blobs().map_err(|e| msg(e.to_string()))?;
+        let store = &self.state.store;
         let dir = self.state.snapshot_dir(&key);
-        let cached = dir.join("done").exists();
-        if !cached {
-            engine_export::import_blobs(&resolved, path, &self.state.blobs)
-                .map_err(|e| msg(e.to_string()))?;
-            let staging = self.staging(&key)?;
+        let fresh = self.ignores_cache(id);
+        let mut cached = !fresh && store.acquire(&key).map_err(cache_err)?;
+        let _building = if cached {
+            None
+        } else {
+            let guard = store.lock_key(&key).map_err(cache_err)?;
+            cached = !fresh && store.acquire(&key).map_err(cache_err)?;
+            Some(guard)
+        };
+        // The base layers are exported as they are: lease them, and bring
+        // back any that went missing or were damaged.
+        {
+            let _using = store.using().map_err(cache_err)?;
+            let intact = blobs.iter().all(|b| store.blob_ok(&b.digest, Some(b.size)))
+                && store.blob_ok(&resolved.config_descriptor.digest, None);
+            if !intact {
+                engine_export::import_blobs(&resolved, path, &self.state.blobs)
+                    .map_err(|e| msg(e.to_string()))?;
+            }
+            let mut items: Vec<LeaseItem> =
+                blobs.iter().map(|b| LeaseItem::Blob(b.digest)).collect();
+            items.push(LeaseItem::Blob(resolved.config_descriptor.digest));
+            for i in items {
+                store
+                    .session()
+                    .add(i)
+                    .map_err(|e| msg(format!("cache: writing lease: {e}")))?;
+            }
+        }
+        let mut record = self.record(id, &key, Kind::Source);
+        record.base_layers = blobs
+            .iter()
+            .map(|b| engine_cache::LayerRef {
+                digest: b.digest,
+                diff_id: b.diff_id,
+                size: b.size,
+                media_type: b.media_type.oci().to_string(),
+            })
+            .collect();
+        record.base_config = Some(resolved.config_descriptor.digest);
+        if cached {
+            store.note(record);
+        } else {
+            let staging = store.staging(&key).map_err(cache_err)?;
             let fs_dir = staging.join("fs");
             fs::create_dir_all(&fs_dir).map_err(ioe("creating snapshot"))?;
             for b in &blobs {
@@ -277,15 +320,21 @@ impl Runner<'_> {
                     .blobs
                     .open_blob(&b.digest)
                     .map_err(|e| msg(e.to_string()))?;
-                engine_layers::apply_layer_verified(
+                let r = engine_layers::apply_layer_verified(
                     &fs_dir,
                     f,
                     &b.digest.to_string(),
                     Some(&b.diff_id.to_string()),
                 )
-                .map_err(|e| msg(format!("cannot unpack layer {}: {e}", b.digest)))?;
+                .map_err(|e| msg(format!("cannot unpack layer {}: {e}", b.digest)));
+                if let Err(e) = r {
+                    let _ = engine_cache::sweep::remove_tree(&staging);
+                    return Err(e);
+                }
             }
-            self.commit_snapshot(&staging, &dir)?;
+            store
+                .commit_snapshot(&staging, &record, fresh)
+                .map_err(cache_err)?;
         }
         let layer = Arc::new(Layer {
             dir: dir.join("fs"),
@@ -297,44 +346,24 @@ impl Runner<'_> {
             fs: Some(Snapshot::default().with(layer)),
             config: Some(Arc::new(config)),
             cached,
+            fresh,
             ..Default::default()
         })
     }
 
-    fn staging(&self, key: &str) -> Result<PathBuf, StepError> {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::SeqCst);
-        let p = self
-            .state
-            .root
-            .join("tmp")
-            .join(format!("snap-{key}-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).map_err(ioe("creating staging dir"))?;
-        Ok(p)
+    /// A fresh index record for a step of this build.
+    fn record(&self, id: NodeId, key: &str, kind: Kind) -> Record {
+        let mut r = Record::new(key, kind, engine_cache::now_secs());
+        r.description = self.graph.node(id).meta.name.clone();
+        r
     }
 
-    /// Move a finished snapshot into place. Another process may have won
-    /// the race: then theirs is used and ours dropped.
-    fn commit_snapshot(&self, staging: &Path, dir: &Path) -> Result<(), StepError> {
-        let _ = fs::remove_dir_all(staging.join("work"));
-        fs::write(staging.join("done"), b"").map_err(ioe("marking snapshot"))?;
-        if let Ok(f) = fs::File::open(staging) {
-            let _ = f.sync_all();
-        }
-        match fs::rename(staging, dir) {
-            Ok(()) => Ok(()),
-            Err(_) if dir.join("done").exists() => {
-                let _ = fs::remove_dir_all(staging);
-                Ok(())
-            }
-            Err(_) => {
-                // A half-made directory from a killed build: replace it.
-                let _ = fs::remove_dir_all(dir);
-                fs::rename(staging, dir)
-                    .map_err(ioe(format!("committing snapshot {}", dir.display())))
-            }
-        }
+    /// Whether `id` must be built anew whatever the cache holds.
+    fn ignores_cache(&self, id: NodeId) -> bool {
+        self.opts.no_cache
+            || (!self.opts.no_cache_filter.is_empty()
+                && crate::build::step_stage(&self.graph.node(id).meta.name)
+                    .is_some_and(|s| self.opts.no_cache_filter.iter().any(|f| f == s)))
     }
 
     fn local_extra(&self, op: &Op, inputs: &[Value]) -> Result<Vec<String>, StepError> {
@@ -344,9 +373,13 @@ impl Runner<'_> {
                 for a in &f.actions {
                     if let FileAction::Copy(c) = a {
                         if let Some(l) = inputs.get(c.src_input).and_then(|i| i.local.as_ref()) {
-                            let h =
-                                crate::hash::hash_selection(&l.path, Some(&l.ignore), &c.sources)
-                                    .map_err(|e| msg(e.to_string()))?;
+                            let h = crate::hash::hash_selection_with(
+                                &l.path,
+                                Some(&l.ignore),
+                                &c.sources,
+                                Some(self.state.store.file_memo()),
+                            )
+                            .map_err(|e| msg(e.to_string()))?;
                             extra.push(h);
                         }
                     }
@@ -356,10 +389,11 @@ impl Runner<'_> {
                 for m in &e.mounts {
                     if let MountKind::Bind { input, source } = &m.kind {
                         if let Some(l) = inputs.get(*input).and_then(|i| i.local.as_ref()) {
-                            let h = crate::hash::hash_selection(
+                            let h = crate::hash::hash_selection_with(
                                 &l.path,
                                 Some(&l.ignore),
                                 std::slice::from_ref(source),
+                                Some(self.state.store.file_memo()),
                             )
                             .map_err(|e| msg(e.to_string()))?;
                             extra.push(h);
@@ -387,9 +421,27 @@ impl Runner<'_> {
             .and_then(|i| i.fs.clone())
             .unwrap_or_default();
         let dir = self.state.snapshot_dir(&key);
-        let cached = !self.opts.no_cache && dir.join("done").exists();
-        if !cached {
-            let staging = self.staging(&key)?;
+        let store = &self.state.store;
+        let fresh = self.ignores_cache(id) || inputs.iter().any(|i| i.fresh);
+        let kind = match op {
+            Op::Exec(_) => Kind::Exec,
+            _ => Kind::File,
+        };
+        let record = self.record(id, &key, kind);
+        // Look up without waiting; on a miss, wait for whoever builds the
+        // key (another thread or process) and look again.
+        let mut cached = !fresh && store.acquire(&key).map_err(cache_err)?;
+        let _building = if cached {
+            None
+        } else {
+            let guard = store.lock_key(&key).map_err(cache_err)?;
+            cached = !fresh && store.acquire(&key).map_err(cache_err)?;
+            Some(guard)
+        };
+        if cached {
+            store.note(record);
+        } else {
+            let staging = store.staging(&key).map_err(cache_err)?;
             let upper = staging.join("fs");
             let work = staging.join("work");
             fs::create_dir_all(&upper).map_err(ioe("creating upper dir"))?;
@@ -400,13 +452,13 @@ impl Runner<'_> {
                 _ => unreachable!("layer_op only runs exec and file ops"),
             };
             if let Err(e) = r {
-                let _ = fs::remove_dir_all(&staging);
+                let _ = engine_cache::sweep::remove_tree(&staging);
                 return Err(e);
             }
-            if self.opts.no_cache && dir.exists() {
-                let _ = fs::remove_dir_all(&dir);
-            }
-            self.commit_snapshot(&staging, &dir)?;
+            let _ = engine_cache::sweep::remove_tree(&work);
+            store
+                .commit_snapshot(&staging, &record, fresh)
+                .map_err(cache_err)?;
         }
         let layer = Arc::new(Layer {
             dir: dir.join("fs"),
@@ -417,6 +469,7 @@ impl Runner<'_> {
             key,
             fs: Some(base.with(layer)),
             cached,
+            fresh,
             ..Default::default()
         })
     }
@@ -433,7 +486,7 @@ impl Runner<'_> {
         cancel: &CancelToken,
     ) -> Result<(), StepError> {
         use engine_sandbox::{Mount as SMount, MountKind as SKind, Network, Rootfs, RunSpec};
-        let tmp = self.state.root.join("tmp");
+        let tmp = self.state.tmp().to_path_buf();
         let mut guards = Vec::new();
         let mut scratch = Vec::new();
         let mut mounts = Vec::new();
@@ -642,7 +695,7 @@ impl Runner<'_> {
         upper: &Path,
         work: &Path,
     ) -> Result<(), StepError> {
-        let tmp = self.state.root.join("tmp");
+        let tmp = self.state.tmp().to_path_buf();
         let merged = mount_overlay(base, Some((upper, work)), &tmp)
             .map_err(ioe("mounting the step's filesystem"))?;
         let root = merged.path().to_path_buf();
@@ -666,13 +719,8 @@ impl Runner<'_> {
                     };
                     let ownership = match &c.chown {
                         Some(ch) => {
-                            let spec = match &ch.group {
-                                Some(g) => format!("{}:{g}", ch.user),
-                                None => ch.user.clone(),
-                            };
-                            let u = engine_sandbox::resolve_user(&root, &spec)
-                                .map_err(|e| msg(e.to_string()))?;
-                            Ownership::Set(u.uid, u.gid)
+                            let (uid, gid) = resolve_owner(&root, ch)?;
+                            Ownership::Set(uid, gid)
                         }
                         None => ownership,
                     };
@@ -690,15 +738,7 @@ impl Runner<'_> {
                     path, mode, owner, ..
                 } => {
                     let (uid, gid) = match owner {
-                        Some(o) => {
-                            let spec = match &o.group {
-                                Some(g) => format!("{}:{g}", o.user),
-                                None => o.user.clone(),
-                            };
-                            let u = engine_sandbox::resolve_user(&root, &spec)
-                                .map_err(|e| msg(e.to_string()))?;
-                            (u.uid, u.gid)
-                        }
+                        Some(o) => resolve_owner(&root, o)?,
                         None => (0, 0),
                     };
                     mkdir_p(&root, path, *mode, uid, gid)?;
@@ -726,13 +766,8 @@ impl Runner<'_> {
                     fs::set_permissions(&p, fs::Permissions::from_mode(*mode))
                         .map_err(ioe("chmod"))?;
                     if let Some(o) = owner {
-                        let spec = match &o.group {
-                            Some(g) => format!("{}:{g}", o.user),
-                            None => o.user.clone(),
-                        };
-                        let u = engine_sandbox::resolve_user(&root, &spec)
-                            .map_err(|e| msg(e.to_string()))?;
-                        std::os::unix::fs::lchown(&p, Some(u.uid), Some(u.gid))
+                        let (uid, gid) = resolve_owner(&root, o)?;
+                        std::os::unix::fs::lchown(&p, Some(uid), Some(gid))
                             .map_err(ioe("chown"))?;
                     }
                 }
@@ -762,6 +797,32 @@ impl Runner<'_> {
             .map_err(ioe("recording the step's changes"))?;
         Ok(())
     }
+}
+
+/// An owner for files a step creates (`--chown`, WORKDIR under USER), as
+/// BuildKit reads it: a numeric user without group keeps its uid as gid; a
+/// name takes uid and primary gid from the image's /etc/passwd; a group is a
+/// gid or a name from /etc/group.
+fn resolve_owner(root: &Path, owner: &engine_ir::Chown) -> Result<(u32, u32), StepError> {
+    if let Ok(uid) = owner.user.parse::<u32>() {
+        return match &owner.group {
+            None => Ok((uid, uid)),
+            Some(g) => match g.parse::<u32>() {
+                Ok(gid) => Ok((uid, gid)),
+                Err(_) => {
+                    let u = engine_sandbox::resolve_user(root, &format!("{uid}:{g}"))
+                        .map_err(|e| msg(e.to_string()))?;
+                    Ok((uid, u.gid))
+                }
+            },
+        };
+    }
+    let spec = match &owner.group {
+        Some(g) => format!("{}:{g}", owner.user),
+        None => owner.user.clone(),
+    };
+    let u = engine_sandbox::resolve_user(root, &spec).map_err(|e| msg(e.to_string()))?;
+    Ok((u.uid, u.gid))
 }
 
 fn mkdir_p(root: &Path, path: &str, mode: u32, uid: u32, gid: u32) -> Result<(), StepError> {

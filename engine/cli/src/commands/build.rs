@@ -91,16 +91,27 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
     for w in &planned.warnings {
         eprintln!("warning: {w}");
     }
+    for (flag, values) in [
+        ("--cache-from", &args.cache_from),
+        ("--cache-to", &args.cache_to),
+    ] {
+        if !values.is_empty() {
+            eprintln!("warning: {flag} is not supported yet and was ignored; the local cache in --cache-dir is used");
+        }
+    }
     let cli_outputs: Vec<outputs::Output> = args
         .outputs
         .iter()
         .map(|o| outputs::parse(o))
         .collect::<Result<_, _>>()?;
     let exports = exports_per_target(&planned, &cli_outputs, &args.tags)?;
+    let is_tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mode = match args.progress.as_str() {
-        "json" => Mode::Json,
-        "plain" | "auto" | "tty" => Mode::Plain,
-        "quiet" | "none" => Mode::Quiet,
+        "json" => Some(Mode::Json),
+        "plain" => Some(Mode::Plain),
+        "auto" if !is_tty => Some(Mode::Plain),
+        "auto" | "tty" => None,
+        "quiet" | "none" => Some(Mode::Quiet),
         other => {
             return Err(Failure::hint(
                 format!("unknown progress mode `{other}`"),
@@ -120,12 +131,17 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
             engine_solver::run::ContextSource::Dir(dir.clone()),
         );
     }
+    let max_size = cache_max_size(&args.cache_max_size, &state)?;
     let opts = SolveOptions {
         contexts,
         secrets: parse_secrets(&args.secret)?,
         no_cache: args.no_cache,
+        no_cache_filter: no_cache_filter(&args)?,
     };
-    let printer = Printer::stderr(mode);
+    let printer: Box<dyn engine_solver::progress::Progress> = match mode {
+        Some(m) => Box::new(Printer::stderr(m)),
+        None => Box::new(engine_solver::progress::Tty::new()),
+    };
     let mut sched = Options::default();
     if let Some(j) = args.jobs {
         sched.jobs = j.max(1);
@@ -135,7 +151,7 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
         &state,
         &opts,
         executor.as_ref(),
-        &printer,
+        printer.as_ref(),
         sched,
         &CancelToken::new(),
     )
@@ -234,6 +250,10 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
             ));
         }
     }
+    // Record what this build used; collect down to the size limit.
+    if let Err(e) = state.finish(max_size) {
+        eprintln!("warning: cache bookkeeping failed: {e}");
+    }
     let steps = solved.executed + solved.cached;
     let ratio = if steps == 0 {
         100.0
@@ -261,6 +281,56 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// `--cache-max-size`: a size, `off`, or (default) 10% of the cache's file
+/// system.
+fn cache_max_size(flag: &Option<String>, state: &StateDir) -> Result<Option<u64>, Failure> {
+    match flag.as_deref().map(str::trim) {
+        None | Some("") => Ok(Some(engine_cache::units::default_max_size(&state.root))),
+        Some("off" | "none" | "unlimited") => Ok(None),
+        Some(s) => engine_cache::units::parse_size(s)
+            .map(Some)
+            .map_err(|e| Failure::hint(e.to_string(), "or `off` to never collect automatically")),
+    }
+}
+
+/// `--no-cache-filter` stage names, lowercased as stage names are. Step
+/// names of a single-stage Dockerfile carry no stage name: there `""`
+/// stands for its one stage.
+fn no_cache_filter(args: &BuildArgs) -> Result<Vec<String>, Failure> {
+    let mut out: Vec<String> = args
+        .no_cache_filter
+        .iter()
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let (file, frontend) = crate::plan::locate(&args.plan)?;
+    // (A Dockerfile read from stdin was consumed by planning.)
+    if frontend == crate::cli::Frontend::Dockerfile && file != std::path::Path::new("-") {
+        let text = crate::plan::read_text(&file)?;
+        let stages: Vec<String> = engine_dockerfile::parser::parse(&text)
+            .ok()
+            .and_then(|ast| engine_dockerfile::instructions::parse_all(&ast).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|i| match i.inner {
+                engine_dockerfile::instructions::Instruction::From { alias, .. } => {
+                    Some(alias.unwrap_or_default())
+                }
+                _ => None,
+            })
+            .collect();
+        if let [only] = stages.as_slice() {
+            if out.iter().any(|f| f == only || f == "stage-0" || f == "0") {
+                out.push(String::new());
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn create(p: &std::path::Path) -> Result<std::fs::File, Failure> {

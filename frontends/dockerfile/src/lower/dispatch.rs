@@ -393,6 +393,7 @@ impl Lowering<'_, '_> {
             self.rename_if_fresh(fs, name);
         }
         let mut st = StageState {
+            arg_over_env: BTreeMap::new(),
             display: step_prefix,
             index,
             total,
@@ -457,19 +458,27 @@ impl Lowering<'_, '_> {
                         // A global ARG (or a platform ARG) redeclared without value.
                         self.meta_args.get(k).cloned()
                     };
+                    // BuildKit applies an ARG's value in instruction order:
+                    // declared after an ENV of the same name, it wins in
+                    // RUN and expansion (the image config keeps the ENV).
+                    if let Some(v) = &value {
+                        st.arg_over_env.insert(k.clone(), v.clone());
+                    }
                     st.args.declare(k, value);
                 }
             }
             Instruction::Env(pairs) => {
                 let mut created = Vec::new();
+                // Every word of one ENV sees the environment from before it.
+                let env = st.expansion_env();
                 for (k, v) in pairs {
-                    let env = st.expansion_env();
                     let key = self.expand_word(k, &env, ins)?;
                     let value = self.expand_word(v, &env, ins)?;
                     if key.is_empty() {
                         return Err(Error::at("ENV names can not be blank", ins.location()));
                     }
                     created.push(format!("{key}={value}"));
+                    st.arg_over_env.remove(&key);
                     st.change(ConfigChange::Env { key, value });
                 }
                 st.history(format!("ENV {}", created.join(" ")), true);
@@ -947,6 +956,8 @@ fn step_name(stage: &str, index: usize, total: usize, text: &str) -> String {
 }
 
 struct StageState {
+    /// ARG values declared after an ENV of the same name.
+    arg_over_env: BTreeMap<String, String>,
     display: String,
     index: usize,
     total: usize,
@@ -984,7 +995,8 @@ impl StageState {
             .unwrap_or("/")
     }
 
-    /// Variables visible to word expansion: declared ARGs, then ENV (ENV wins).
+    /// Variables visible to word expansion: declared ARGs, then ENV, then
+    /// ARGs declared after an ENV of the same name (the later one wins).
     fn expansion_env(&self) -> BTreeMap<String, String> {
         let mut m: BTreeMap<String, String> = self
             .args
@@ -995,13 +1007,27 @@ impl StageState {
             let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
             m.insert(k.to_string(), v.to_string());
         }
+        for (k, v) in &self.arg_over_env {
+            m.insert(k.clone(), v.clone());
+        }
         m
     }
 
     /// The environment of a RUN: the image's ENV, then ARGs ENV does not
     /// override, then proxy build args.
     fn run_env(&self, build_args: &BTreeMap<String, String>) -> Vec<String> {
-        let mut env = self.config.env.clone();
+        let mut env: Vec<String> = self
+            .config
+            .env
+            .iter()
+            .map(|kv| {
+                let k = kv.split_once('=').map_or(kv.as_str(), |p| p.0);
+                match self.arg_over_env.get(k) {
+                    Some(v) => format!("{k}={v}"),
+                    None => kv.clone(),
+                }
+            })
+            .collect();
         let has = |env: &Vec<String>, k: &str| {
             env.iter()
                 .any(|kv| kv.split_once('=').map_or(kv.as_str(), |p| p.0) == k)

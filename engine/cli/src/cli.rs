@@ -19,9 +19,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build images from a Dockerfile or a TOML spec
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Print the build graph (DAG IR) without building
     Graph(GraphArgs),
+    /// Manage the build cache
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// Inspect frontend internals
     #[command(subcommand)]
     Debug(DebugCommand),
@@ -81,9 +84,18 @@ pub struct BuildArgs {
     /// Do not use cache when building
     #[arg(long = "no-cache")]
     pub no_cache: bool,
-    /// Do not use cache for the named stages
-    #[arg(long = "no-cache-filter")]
+    /// Do not use cache for the named stages (and what is built on them)
+    #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
     pub no_cache_filter: Vec<String>,
+    /// After the build, collect least recently used cache entries down to
+    /// this size (e.g. 20GB; `off` to keep everything; default: 10% of the
+    /// cache's file system, at least 2 GiB)
+    #[arg(
+        long = "cache-max-size",
+        env = "ENGINE_CACHE_MAX_SIZE",
+        value_name = "SIZE"
+    )]
+    pub cache_max_size: Option<String>,
     /// Secret to expose to the build (id=ID,src=PATH or id=ID,env=VAR)
     #[arg(long)]
     pub secret: Vec<String>,
@@ -124,4 +136,53 @@ pub enum DebugCommand {
         /// The Dockerfile to parse
         file: PathBuf,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CacheFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Show disk usage by kind, and what pruning would reclaim
+    Du(CacheDuArgs),
+    /// Remove unused cache entries
+    Prune(CachePruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CacheDuArgs {
+    /// Cache directory
+    #[arg(long = "cache-dir", env = "ENGINE_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Output format
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: CacheFormat,
+    /// Also list every cache entry
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CachePruneArgs {
+    /// Cache directory
+    #[arg(long = "cache-dir", env = "ENGINE_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Remove all unused cache, cache mounts included
+    #[arg(short, long)]
+    pub all: bool,
+    /// Keep this much cache (least recently used goes first), e.g. 10GB
+    #[arg(long = "keep-storage", value_name = "SIZE")]
+    pub keep_storage: Option<String>,
+    /// Only remove what matches: until=DURATION (unused for longer than, e.g. 24h)
+    #[arg(long, value_name = "FILTER")]
+    pub filter: Vec<String>,
+    /// Do not prompt (accepted for docker compatibility; never prompts)
+    #[arg(short, long)]
+    pub force: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: CacheFormat,
 }

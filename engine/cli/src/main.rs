@@ -46,8 +46,9 @@ fn main() -> ExitCode {
     engine_sandbox::maybe_run_init();
     let cli = cli::Cli::parse();
     let result = match cli.command {
-        cli::Command::Build(args) => commands::build::run(args),
+        cli::Command::Build(args) => commands::build::run(*args),
         cli::Command::Graph(args) => commands::graph::run(args),
+        cli::Command::Cache(cmd) => commands::cache::run(cmd),
         cli::Command::Debug(cmd) => commands::debug::run(cmd),
     };
     match result {

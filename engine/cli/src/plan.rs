@@ -51,7 +51,7 @@ pub fn parse_build_args(raw: &[String]) -> Result<BTreeMap<String, String>, Fail
     let mut out = BTreeMap::new();
     for item in raw {
         match item.split_once('=') {
-            Some((k, _)) if k.is_empty() => {
+            Some(("", _)) => {
                 return Err(Failure::hint(
                     format!("invalid --build-arg `{item}`: empty name"),
                     "write --build-arg NAME=VALUE",
@@ -268,24 +268,6 @@ pub fn plan(args: &PlanArgs, resolver: &dyn ImageResolver) -> Result<Planned, Fa
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn layout_refs_split_on_the_last_component() {
-        assert_eq!(
-            split_layout_ref("/a/b:c/img:v1"),
-            ("/a/b:c/img", Some("v1".into()))
-        );
-        assert_eq!(
-            split_layout_ref("/a/img@sha256:ab"),
-            ("/a/img", Some("@sha256:ab".into()))
-        );
-        assert_eq!(split_layout_ref("./img"), ("./img", None));
-    }
-}
-
 fn named_contexts(args: &PlanArgs) -> Result<BTreeMap<String, NamedContext>, Failure> {
     Ok(parse_build_contexts(&args.build_contexts)?
         .into_iter()
@@ -359,4 +341,22 @@ fn plan_toml(
         spec_dir: Some(spec_dir),
         warnings: plan.warnings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_refs_split_on_the_last_component() {
+        assert_eq!(
+            split_layout_ref("/a/b:c/img:v1"),
+            ("/a/b:c/img", Some("v1".into()))
+        );
+        assert_eq!(
+            split_layout_ref("/a/img@sha256:ab"),
+            ("/a/img", Some("@sha256:ab".into()))
+        );
+        assert_eq!(split_layout_ref("./img"), ("./img", None));
+    }
 }

@@ -342,13 +342,16 @@ fn create(p: &std::path::Path) -> Result<std::fs::File, Failure> {
         .map_err(|e| Failure::msg(format!("cannot create `{}`: {e}", p.display())))
 }
 
+/// Outputs and tags of one graph target.
+type TargetExports = (Vec<outputs::Output>, Vec<String>);
+
 /// Outputs and tags of each graph target: the command line's for a
 /// Dockerfile (or a single TOML target), the spec's own otherwise.
 fn exports_per_target(
     planned: &crate::plan::Planned,
     cli_outputs: &[outputs::Output],
     cli_tags: &[String],
-) -> Result<BTreeMap<String, (Vec<outputs::Output>, Vec<String>)>, Failure> {
+) -> Result<BTreeMap<String, TargetExports>, Failure> {
     let mut out = BTreeMap::new();
     let Some(targets) = &planned.toml_targets else {
         for t in planned.graph.targets() {

@@ -716,7 +716,7 @@ impl Lowering<'_, '_> {
             let from_input =
                 |l: &mut Self, inputs: &mut Vec<NodeId>, from: &Option<String>| -> Result<usize> {
                     let node = match from {
-                        Some(f) => l.from_reference(st.index, f, &st.platform, ins)?,
+                        Some(f) => l.resolve_from(st.index, f, &st.platform, ins)?,
                         None => {
                             let name = l.opts.context_name.clone();
                             l.context_node(&name)?
@@ -803,7 +803,7 @@ impl Lowering<'_, '_> {
     }
 
     /// `--from` / `from=`: a stage, a named context, or an image.
-    fn from_reference(
+    fn resolve_from(
         &mut self,
         current: usize,
         reference: &str,
@@ -896,7 +896,7 @@ impl Lowering<'_, '_> {
             let src_node = match &c.from {
                 Some(f) => {
                     let f = expand(self, f)?;
-                    self.from_reference(st.index, &f, &st.platform, ins)?
+                    self.resolve_from(st.index, &f, &st.platform, ins)?
                 }
                 None => {
                     for s in &file_sources {
@@ -1209,13 +1209,8 @@ fn basename(p: &str) -> String {
 
 /// Docker's reference normalisation: `alpine` → `docker.io/library/alpine:latest`.
 pub fn normalize_reference(r: &str) -> std::result::Result<String, String> {
-    if r.is_empty()
-        || r.chars()
-            .any(|c| c.is_whitespace() || c.is_ascii_uppercase() && !r.contains('/'))
-    {
-        if r.chars().any(char::is_whitespace) || r.is_empty() {
-            return Err(format!("invalid reference format: `{r}`"));
-        }
+    if r.is_empty() || r.chars().any(char::is_whitespace) {
+        return Err(format!("invalid reference format: `{r}`"));
     }
     let (name, digest) = match r.split_once('@') {
         Some((n, d)) => (n, Some(d)),

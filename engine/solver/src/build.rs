@@ -67,6 +67,29 @@ pub fn solve(
     })
 }
 
+/// The stage a step belongs to, read from its BuildKit-style name:
+/// `[build 2/3] RUN make` → `build`, `[2/3] RUN make` (a single-stage
+/// Dockerfile) → `""`, `[build] image config` → `build`. `None` for names
+/// not in that form.
+pub fn step_stage(name: &str) -> Option<&str> {
+    let inner = name.strip_prefix('[')?.split_once(']')?.0.trim();
+    match inner.rsplit_once(' ') {
+        Some((stage, pos)) if is_position(pos) => Some(stage.trim()),
+        _ if is_position(inner) => Some(""),
+        _ => Some(inner),
+    }
+}
+
+/// `2/3` (BuildKit pads the index: ` 2/12`).
+fn is_position(s: &str) -> bool {
+    s.trim().split_once('/').is_some_and(|(a, b)| {
+        !a.trim().is_empty()
+            && !b.is_empty()
+            && a.trim().bytes().all(|c| c.is_ascii_digit())
+            && b.bytes().all(|c| c.is_ascii_digit())
+    })
+}
+
 /// The platform of a target (from its image node).
 pub fn target_platform(graph: &Graph, name: &str) -> Option<engine_ir::Platform> {
     let t = graph.target(name).ok()?;
@@ -83,7 +106,7 @@ pub fn write_rootfs_tar(
     out: impl std::io::Write,
 ) -> Result<(), StepError> {
     let snap = value.fs.clone().unwrap_or_default();
-    let guard = crate::snapshot::mount_overlay(&snap, None, &state.root.join("tmp"))
+    let guard = crate::snapshot::mount_overlay(&snap, None, state.tmp())
         .map_err(|e| StepError::Message(format!("cannot mount the image filesystem: {e}")))?;
     let opts = engine_layers::LayerOptions {
         source_date_epoch: None,
@@ -127,4 +150,23 @@ pub fn write_rootfs_dir(state: &StateDir, value: &Value, dest: &Path) -> Result<
         ))
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::step_stage;
+
+    #[test]
+    fn stages_from_step_names() {
+        assert_eq!(step_stage("[build 2/3] RUN make"), Some("build"));
+        assert_eq!(step_stage("[stage-1  2/12] COPY . ."), Some("stage-1"));
+        assert_eq!(step_stage("[ 2/12] RUN x"), Some(""));
+        assert_eq!(step_stage("[2/3] RUN make"), Some(""));
+        assert_eq!(step_stage("[build] image config"), Some("build"));
+        assert_eq!(
+            step_stage("[internal] load build context"),
+            Some("internal")
+        );
+        assert_eq!(step_stage("RUN make"), None);
+    }
 }

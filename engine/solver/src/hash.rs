@@ -1,12 +1,18 @@
 //! Content hashes of what a step reads from a local context: exactly the
 //! files its sources select, after `.dockerignore`, by path, type, mode,
 //! owner, link target and content (never mtime), files hashed in parallel.
+//!
+//! A file's content hash (blake3) can come from the cache's memo, keyed by
+//! (device, inode, size, mtime, ctime): a rebuild of a big context then
+//! reads only the files that changed. See `engine_cache::memo`.
 
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
+use engine_cache::{FileHashMemo, FileStamp};
 use engine_ir::ignore::IgnorePatterns;
 use rayon::prelude::*;
 
@@ -23,6 +29,17 @@ pub fn hash_selection(
     ignore: Option<&IgnorePatterns>,
     sources: &[String],
 ) -> Result<String, CopyError> {
+    hash_selection_with(root, ignore, sources, None)
+}
+
+/// [`hash_selection`], taking file content hashes from `memo` where it
+/// has them and adding the ones it computes.
+pub fn hash_selection_with(
+    root: &Path,
+    ignore: Option<&IgnorePatterns>,
+    sources: &[String],
+    memo: Option<&FileHashMemo>,
+) -> Result<String, CopyError> {
     let src = copy::Source {
         src_root: root,
         ignore,
@@ -35,9 +52,11 @@ pub fn hash_selection(
             source: e,
         })?;
     }
-    let hashes: Vec<io::Result<[u8; 32]>> = items.par_iter().map(hash_item).collect();
+    let now = SystemTime::now();
+    let hashes: Vec<io::Result<[u8; 32]>> =
+        items.par_iter().map(|i| hash_item(i, memo, now)).collect();
     let mut h = blake3::Hasher::new();
-    h.update(b"engine/context-selection/v1\0");
+    h.update(b"engine/context-selection/v2\0");
     for (i, r) in hashes.into_iter().enumerate() {
         let bytes = r.map_err(|e| CopyError::Io {
             path: format!("item {i}"),
@@ -98,21 +117,13 @@ fn header(h: &mut blake3::Hasher, rel: &str, meta: &fs::Metadata) {
     h.update(&meta.gid().to_le_bytes());
 }
 
-fn hash_item(item: &Item) -> io::Result<[u8; 32]> {
+fn hash_item(item: &Item, memo: Option<&FileHashMemo>, now: SystemTime) -> io::Result<[u8; 32]> {
     let mut h = blake3::Hasher::new();
     match item {
         Item::File(rel, meta, path) => {
             header(&mut h, rel, meta);
             h.update(&meta.len().to_le_bytes());
-            let mut f = fs::File::open(path)?;
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                let n = f.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                h.update(&buf[..n]);
-            }
+            h.update(&content_hash(meta, path, memo, now)?);
         }
         Item::Other(rel, meta, path) => {
             header(&mut h, rel, meta);
@@ -124,4 +135,154 @@ fn hash_item(item: &Item) -> io::Result<[u8; 32]> {
         }
     }
     Ok(*h.finalize().as_bytes())
+}
+
+/// blake3 of a regular file's bytes, from the memo when its stamp is known.
+fn content_hash(
+    meta: &fs::Metadata,
+    path: &Path,
+    memo: Option<&FileHashMemo>,
+    now: SystemTime,
+) -> io::Result<[u8; 32]> {
+    let stamp = FileStamp::of(meta);
+    if let Some(hit) = memo.and_then(|m| m.get(&stamp)) {
+        return Ok(hit);
+    }
+    let mut f = fs::File::open(path)?;
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    let out = *h.finalize().as_bytes();
+    // Only if the file did not change while we read it.
+    if let (Some(m), Ok(after)) = (memo, f.metadata()) {
+        if FileStamp::of(&after) == stamp {
+            m.insert(stamp, out, now);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    use std::time::Duration;
+
+    type Change = (&'static str, fn(&Path));
+
+    fn ctx() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        fs::create_dir_all(p.join("src/sub")).unwrap();
+        fs::write(p.join("src/a.txt"), b"alpha").unwrap();
+        fs::write(p.join("src/sub/b.txt"), b"beta").unwrap();
+        symlink("a.txt", p.join("src/link")).unwrap();
+        fs::write(p.join("other.txt"), b"not selected").unwrap();
+        fs::write(p.join("src/ignored.log"), b"ignored").unwrap();
+        d
+    }
+
+    fn hash(p: &Path) -> String {
+        let ig = IgnorePatterns::from_patterns(&["**/*.log".to_string()]).unwrap();
+        hash_selection(p, Some(&ig), &["src".to_string()]).unwrap()
+    }
+
+    #[test]
+    fn each_input_changes_the_hash() {
+        let d = ctx();
+        let p = d.path();
+        let mut seen = std::collections::HashSet::from([hash(p)]);
+        let changes: [Change; 7] = [
+            ("content", |p| {
+                fs::write(p.join("src/a.txt"), b"alphA").unwrap()
+            }),
+            ("mode", |p| {
+                fs::set_permissions(p.join("src/a.txt"), fs::Permissions::from_mode(0o600)).unwrap()
+            }),
+            ("owner", |p| {
+                std::os::unix::fs::lchown(p.join("src/a.txt"), Some(4242), Some(4242)).unwrap()
+            }),
+            ("link target", |p| {
+                fs::remove_file(p.join("src/link")).unwrap();
+                symlink("sub", p.join("src/link")).unwrap();
+            }),
+            ("type", |p| {
+                fs::remove_file(p.join("src/link")).unwrap();
+                fs::write(p.join("src/link"), b"sub").unwrap();
+            }),
+            ("name", |p| {
+                fs::rename(p.join("src/sub/b.txt"), p.join("src/sub/c.txt")).unwrap()
+            }),
+            ("new file", |p| fs::write(p.join("src/new"), b"").unwrap()),
+        ];
+        for (what, change) in changes {
+            change(p);
+            assert!(seen.insert(hash(p)), "{what} did not change the hash");
+        }
+    }
+
+    #[test]
+    fn nothing_else_changes_the_hash() {
+        let a = ctx();
+        let b = ctx();
+        let want = hash(a.path());
+        assert_eq!(hash(b.path()), want, "another absolute path");
+        let p = a.path();
+        let changes: [Change; 4] = [
+            ("mtime", |p| {
+                let f = fs::File::options()
+                    .write(true)
+                    .open(p.join("src/a.txt"))
+                    .unwrap();
+                f.set_modified(SystemTime::now() - Duration::from_secs(99_999))
+                    .unwrap();
+            }),
+            ("unselected file", |p| {
+                fs::write(p.join("other.txt"), b"changed").unwrap()
+            }),
+            ("ignored file", |p| {
+                fs::write(p.join("src/ignored.log"), b"changed").unwrap()
+            }),
+            ("new ignored file", |p| {
+                fs::write(p.join("src/sub/x.log"), b"x").unwrap()
+            }),
+        ];
+        for (what, change) in changes {
+            change(p);
+            assert_eq!(hash(p), want, "{what} changed the hash");
+        }
+    }
+
+    #[test]
+    fn memo_hits_replace_reading_and_agree_with_it() {
+        let d = ctx();
+        let cache = tempfile::tempdir().unwrap();
+        let memo = FileHashMemo::load(cache.path());
+        let src = ["src".to_string()];
+        let plain = hash_selection(d.path(), None, &src).unwrap();
+        let with = hash_selection_with(d.path(), None, &src, Some(&memo)).unwrap();
+        assert_eq!(plain, with);
+        // Files younger than the racy window are not remembered...
+        assert!(memo.is_empty());
+        // ...but a remembered stamp is trusted without reading: plant a
+        // wrong hash for a.txt's stamp and see it used.
+        let meta = fs::symlink_metadata(d.path().join("src/a.txt")).unwrap();
+        let later = SystemTime::now() + Duration::from_secs(60);
+        memo.insert(FileStamp::of(&meta), [0u8; 32], later);
+        let planted = hash_selection_with(d.path(), None, &src, Some(&memo)).unwrap();
+        assert_ne!(planted, plain);
+        // Any change to the file (new ctime) makes the entry useless.
+        std::thread::sleep(Duration::from_millis(50));
+        fs::write(d.path().join("src/a.txt"), b"alpha").unwrap();
+        assert_eq!(
+            hash_selection_with(d.path(), None, &src, Some(&memo)).unwrap(),
+            plain
+        );
+    }
 }

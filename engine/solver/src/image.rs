@@ -1,17 +1,16 @@
 //! From a solved image value to exportable blobs: each step's layer
-//! directory becomes a layer blob (once; remembered beside the snapshot),
+//! directory becomes a layer blob (once; remembered by the cache store),
 //! empty diffs are dropped and their history marked `empty_layer`, and the
 //! config is written with diff ids, history and platform.
 
 use std::fs;
 use std::sync::Arc;
 
-use engine_cache::Digest;
+use engine_cache::{Digest, LayerRef, StepLayer};
 use engine_export::{ConfigSource, ImageToExport, LayerBlob, LayerMediaType};
 use engine_ir::config::ImageConfig;
 use engine_ir::Platform;
 use engine_layers::{Compression, LayerOptions};
-use serde::{Deserialize, Serialize};
 
 use crate::run::{StepError, Value};
 use crate::snapshot::Layer;
@@ -21,14 +20,6 @@ use crate::state::StateDir;
 pub struct LayerSettings {
     pub compression: Compression,
     pub source_date_epoch: Option<i64>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct BlobRecord {
-    empty: bool,
-    digest: String,
-    diff_id: String,
-    size: u64,
 }
 
 fn media(c: Compression) -> LayerMediaType {
@@ -45,55 +36,52 @@ fn dir_is_empty(p: &std::path::Path) -> bool {
         .unwrap_or(true)
 }
 
-/// The blob of one step layer, written on first use and remembered in
-/// `layer-<settings>.json` next to the snapshot.
+/// The settings part of a layer record's name: one blob per step and
+/// settings.
+pub fn layer_tag(s: LayerSettings) -> String {
+    format!(
+        "{:?}-{}",
+        s.compression,
+        s.source_date_epoch
+            .map_or("none".to_string(), |e| e.to_string())
+    )
+}
+
+fn cache_err(e: engine_cache::CacheError) -> StepError {
+    StepError::Message(format!("cache: {e}"))
+}
+
+/// The blob of one step layer, written on first use and remembered by the
+/// cache store beside the snapshot (`layer-<tag>.json`) and in the index.
+/// A remembered blob that is missing or damaged is made again.
 fn step_blob(
     state: &StateDir,
     layer: &Layer,
     s: LayerSettings,
 ) -> Result<Option<LayerBlob>, StepError> {
-    let tag = format!(
-        "{:?}-{}",
-        s.compression,
-        s.source_date_epoch
-            .map_or("none".to_string(), |e| e.to_string())
-    );
-    let record_path = layer
-        .dir
-        .parent()
-        .map(|p| p.join(format!("layer-{tag}.json")));
-    if let Some(rp) = &record_path {
-        if let Ok(bytes) = fs::read(rp) {
-            if let Ok(r) = serde_json::from_slice::<BlobRecord>(&bytes) {
-                if r.empty {
-                    return Ok(None);
-                }
-                if let (Ok(d), Ok(di)) = (Digest::parse(&r.digest), Digest::parse(&r.diff_id)) {
-                    // Blobs are the truth: a record whose blob is gone is a miss.
-                    if state.blobs.contains(&d) {
-                        return Ok(Some(LayerBlob {
-                            digest: d,
-                            diff_id: di,
-                            size: r.size,
-                            media_type: media(s.compression),
-                        }));
-                    }
-                }
-            }
+    let tag = layer_tag(s);
+    let store = &state.store;
+    let media_type = media(s.compression);
+    match store.step_layer(&layer.key, &tag).map_err(cache_err)? {
+        Some(StepLayer::Empty) => return Ok(None),
+        Some(StepLayer::Blob(b)) => {
+            return Ok(Some(LayerBlob {
+                digest: b.digest,
+                diff_id: b.diff_id,
+                size: b.size,
+                media_type,
+            }))
         }
+        None => {}
     }
     if dir_is_empty(&layer.dir) {
-        if let Some(rp) = &record_path {
-            let r = BlobRecord {
-                empty: true,
-                digest: String::new(),
-                diff_id: String::new(),
-                size: 0,
-            };
-            let _ = fs::write(rp, serde_json::to_vec(&r).unwrap_or_default());
-        }
+        store
+            .put_step_layer(&layer.key, &tag, &StepLayer::Empty)
+            .map_err(cache_err)?;
         return Ok(None);
     }
+    // Collection must not take the blob between its commit and the lease.
+    let _using = store.using().map_err(cache_err)?;
     let mut w = state
         .blobs
         .writer()
@@ -110,24 +98,25 @@ fn step_blob(
         .commit(Some(&expected))
         .map_err(|e| StepError::Message(e.to_string()))?;
     let diff_id = Digest::parse(&d.diff_id).map_err(|e| StepError::Message(e.to_string()))?;
-    if let Some(rp) = &record_path {
-        let r = BlobRecord {
-            empty: false,
-            digest: digest.to_string(),
-            diff_id: diff_id.to_string(),
-            size,
-        };
-        let tmp = rp.with_extension("json.tmp");
-        if fs::write(&tmp, serde_json::to_vec(&r).unwrap_or_default()).is_ok() {
-            let _ = fs::rename(&tmp, rp);
-        }
-    }
-    Ok(Some(LayerBlob {
+    let blob = LayerBlob {
         digest,
         diff_id,
         size,
-        media_type: media(s.compression),
-    }))
+        media_type,
+    };
+    store
+        .put_step_layer(
+            &layer.key,
+            &tag,
+            &StepLayer::Blob(LayerRef {
+                digest,
+                diff_id,
+                size,
+                media_type: media_type.oci().to_string(),
+            }),
+        )
+        .map_err(cache_err)?;
+    Ok(Some(blob))
 }
 
 /// Build the exportable image for a solved image value.

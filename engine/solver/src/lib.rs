@@ -9,6 +9,7 @@ pub mod fsutil;
 pub mod hash;
 pub mod image;
 pub mod image_config;
+pub mod keys;
 pub mod progress;
 pub mod run;
 pub mod scheduler;

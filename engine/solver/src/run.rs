@@ -268,7 +268,10 @@ impl Runner<'_> {
         let blobs = resolved.layer_blobs().map_err(|e| msg(e.to_string()))?;
         let store = &self.state.store;
         let dir = self.state.snapshot_dir(&key);
-        let fresh = self.ignores_cache(id);
+        // Only --no-cache re-imports a base image: one source node serves
+        // every stage built FROM it, so a stage filter would reach stages
+        // it does not name.
+        let fresh = self.opts.no_cache;
         let mut cached = !fresh && store.acquire(&key).map_err(cache_err)?;
         let _building = if cached {
             None

@@ -1,0 +1,187 @@
+//! The monorepo example, built for real through `--frontend toml`: every
+//! image equals its standalone Dockerfile, the shared stage runs once, an
+//! edit in one service rebuilds only that service, bad specs fail located.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+const SERVICES: [&str; 4] = ["api", "worker", "web", "reports"];
+
+fn example_copy() -> tempfile::TempDir {
+    require_tool("/bin/busybox");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../specs/examples/monorepo");
+    let t = tempfile::tempdir().unwrap();
+    run_ok(
+        Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", src.display()))
+            .arg(t.path()),
+    );
+    let _ = std::fs::remove_dir_all(t.path().join("out"));
+    run_ok(Command::new("sh").arg(t.path().join("prepare.sh")));
+    t
+}
+
+fn toml_build(dir: &Path, cache: &Path) -> std::process::Output {
+    run_ok(
+        engine()
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .args([
+                "build",
+                "--frontend",
+                "toml",
+                "--progress",
+                "json",
+                "--cache-dir",
+            ])
+            .arg(cache)
+            .arg(dir),
+    )
+}
+
+fn digests(stderr: &[u8]) -> Vec<(String, String)> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("image digest (")?;
+            let (name, d) = rest.split_once("): ")?;
+            Some((name.to_string(), d.split(' ').next()?.to_string()))
+        })
+        .collect()
+}
+
+/// (name, status) of every step event.
+fn events(stderr: &[u8]) -> Vec<(String, String)> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| {
+            Some((
+                v["name"].as_str()?.to_string(),
+                v["status"].as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn every_image_equals_its_dockerfile_and_shared_stages_run_once() {
+    let ex = example_copy();
+    let cache = tempfile::tempdir().unwrap();
+    let out = toml_build(ex.path(), cache.path());
+    let built = digests(&out.stderr);
+    assert_eq!(built.len(), 4, "{}", String::from_utf8_lossy(&out.stderr));
+    for s in SERVICES {
+        assert!(
+            ex.path().join(format!("out/{s}.tar")).exists(),
+            "{s} exported where the spec says"
+        );
+    }
+    let ev = events(&out.stderr);
+    let common_runs = ev
+        .iter()
+        .filter(|(n, s)| n.starts_with("[common") && n.contains("RUN") && s == "started")
+        .count();
+    assert_eq!(common_runs, 1, "the shared stage runs once for four images");
+    let busybox = ev
+        .iter()
+        .filter(|(n, s)| n.starts_with("[busybox") && s == "started")
+        .count();
+    assert_eq!(busybox, 1);
+
+    // Each service as a standalone Dockerfile, in a separate cache.
+    let other_cache = tempfile::tempdir().unwrap();
+    for (name, digest) in &built {
+        let dockerfile: PathBuf = ex.path().join(format!("equivalents/{name}.Dockerfile"));
+        let o = run_ok(
+            engine()
+                .env("SOURCE_DATE_EPOCH", "1700000000")
+                .args(["build", "--progress", "quiet", "--cache-dir"])
+                .arg(other_cache.path())
+                .arg("-f")
+                .arg(&dockerfile)
+                .args([
+                    "--build-context",
+                    &format!("base={}", ex.path().join("base").display()),
+                ])
+                .arg("-o")
+                // The spec exports docker archives: same media types, same digest.
+                .arg(format!(
+                    "type=docker,dest={}",
+                    ex.path().join(format!("eq-{name}.tar")).display()
+                ))
+                .arg(ex.path().join(format!("services/{name}"))),
+        );
+        let d = image_digest(&o.stderr);
+        assert_eq!(
+            &d.split(' ').next().unwrap().to_string(),
+            digest,
+            "{name}: TOML and Dockerfile images differ"
+        );
+    }
+}
+
+#[test]
+fn an_edit_in_one_service_rebuilds_only_that_service() {
+    let ex = example_copy();
+    let cache = tempfile::tempdir().unwrap();
+    let first = digests(&toml_build(ex.path(), cache.path()).stderr);
+    let noop = toml_build(ex.path(), cache.path());
+    assert!(
+        events(&noop.stderr)
+            .iter()
+            .all(|(_, s)| s == "started" || s == "cached"),
+        "a no-op rebuild executes nothing"
+    );
+    assert_eq!(digests(&noop.stderr), first);
+    let web_src = ex.path().join("services/web/src");
+    let file = std::fs::read_dir(&web_src)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str("\n<!-- edited -->\n");
+    std::fs::write(&file, text).unwrap();
+    let again = toml_build(ex.path(), cache.path());
+    let ev = events(&again.stderr);
+    let executed: Vec<&String> = ev
+        .iter()
+        .filter(|(_, s)| s == "done")
+        .map(|(n, _)| n)
+        .collect();
+    assert!(!executed.is_empty(), "the web steps ran again");
+    assert!(
+        executed.iter().all(|n| n.starts_with("[web")),
+        "only web steps ran: {executed:?}"
+    );
+    let now = digests(&again.stderr);
+    for ((n1, d1), (n2, d2)) in first.iter().zip(&now) {
+        assert_eq!(n1, n2);
+        assert_eq!(d1 == d2, n1 != "web", "{n1}: only web changes");
+    }
+}
+
+#[test]
+fn a_bad_spec_fails_with_its_location() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::write(
+        t.path().join("engine.toml"),
+        "[image.app]\nfrom = \"scratch\"\nentrypoit = [\"/app\"]\n",
+    )
+    .unwrap();
+    let out = engine()
+        .args(["graph", "--frontend", "toml"])
+        .arg(t.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("engine.toml:3:1"), "{err}");
+    assert!(err.contains("entrypoint"), "did-you-mean hint: {err}");
+}

@@ -75,10 +75,10 @@ pub struct BuildArgs {
     /// Output destination (type=docker|oci|local|tar,dest=PATH[,...])
     #[arg(short = 'o', long = "output")]
     pub outputs: Vec<String>,
-    /// External cache sources (type=local,src=DIR or type=registry,ref=REF)
+    /// Import build cache from a directory (type=local,src=DIR)
     #[arg(long = "cache-from")]
     pub cache_from: Vec<String>,
-    /// Cache export destinations (type=local,dest=DIR or type=registry,ref=REF)
+    /// Export build cache to a directory (type=local,dest=DIR[,mode=min|max])
     #[arg(long = "cache-to")]
     pub cache_to: Vec<String>,
     /// Do not use cache when building

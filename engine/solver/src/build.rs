@@ -17,6 +17,8 @@ pub struct Solved {
     pub targets: Vec<(String, Value)>,
     pub executed: usize,
     pub cached: usize,
+    /// Every RUN/COPY/ADD/WORKDIR step of the graph: (value, kind, name).
+    pub steps: Vec<(Value, engine_cache::Kind, String)>,
     pub elapsed: std::time::Duration,
 }
 
@@ -59,8 +61,20 @@ pub fn solve(
         .iter()
         .map(|t| (t.name.clone(), values[t.node.0 as usize].clone()))
         .collect();
+    let steps = graph
+        .nodes()
+        .filter_map(|(id, node)| {
+            let kind = match node.op {
+                Op::Exec(_) => engine_cache::Kind::Exec,
+                Op::File(_) => engine_cache::Kind::File,
+                _ => return None,
+            };
+            Some((values[id.0 as usize].clone(), kind, node.meta.name.clone()))
+        })
+        .collect();
     Ok(Solved {
         targets,
+        steps,
         executed: runner.executed.load(std::sync::atomic::Ordering::SeqCst),
         cached: runner.cached.load(std::sync::atomic::Ordering::SeqCst),
         elapsed: start.elapsed(),

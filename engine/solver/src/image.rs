@@ -54,7 +54,7 @@ fn cache_err(e: engine_cache::CacheError) -> StepError {
 /// The blob of one step layer, written on first use and remembered by the
 /// cache store beside the snapshot (`layer-<tag>.json`) and in the index.
 /// A remembered blob that is missing or damaged is made again.
-fn step_blob(
+pub(crate) fn step_blob(
     state: &StateDir,
     layer: &Layer,
     s: LayerSettings,

@@ -48,6 +48,10 @@ pub struct SolveOptions {
     /// Names as [`crate::build::step_stage`] reads them from step names;
     /// `""` stands for the stage of a single-stage Dockerfile.
     pub no_cache_filter: Vec<String>,
+    /// Records and blobs of `--cache-from type=local` directories: a step
+    /// missing from the local cache but present there is re-created from
+    /// its layer blob instead of being run.
+    pub cache_from: Option<Arc<crate::cache_share::ImportedCache>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -354,6 +358,33 @@ impl Runner<'_> {
         })
     }
 
+    /// Re-create the snapshot of `key` from an imported cache
+    /// (`--cache-from`), as if it had been built. False when no imported
+    /// record can serve (absent, or its blob is missing or damaged).
+    fn restore_imported(&self, key: &str, record: &Record) -> Result<bool, StepError> {
+        let Some(imported) = self.opts.cache_from.as_deref() else {
+            return Ok(false);
+        };
+        if imported.get(key).is_none() {
+            return Ok(false);
+        }
+        let store = &self.state.store;
+        let staging = store.staging(key).map_err(cache_err)?;
+        let fs_dir = staging.join("fs");
+        fs::create_dir_all(&fs_dir).map_err(ioe("creating snapshot"))?;
+        let Some(layers) = imported.restore(self.state, key, &fs_dir) else {
+            let _ = engine_cache::sweep::remove_tree(&staging);
+            return Ok(false);
+        };
+        store
+            .commit_snapshot(&staging, record, false)
+            .map_err(cache_err)?;
+        for (tag, layer) in &layers {
+            store.put_step_layer(key, tag, layer).map_err(cache_err)?;
+        }
+        Ok(true)
+    }
+
     /// A fresh index record for a step of this build.
     fn record(&self, id: NodeId, key: &str, kind: Kind) -> Record {
         let mut r = Record::new(key, kind, engine_cache::now_secs());
@@ -441,6 +472,9 @@ impl Runner<'_> {
             cached = !fresh && store.acquire(&key).map_err(cache_err)?;
             Some(guard)
         };
+        if !cached && !fresh {
+            cached = self.restore_imported(&key, &record)?;
+        }
         if cached {
             store.note(record);
         } else {

@@ -2,6 +2,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use engine_solver::build::{self, BuildError};
+use engine_solver::cache_share::{self, ExportMode, ExportRequest, ImportedCache};
 use engine_solver::image::LayerSettings;
 use engine_solver::progress::{Mode, Printer};
 use engine_solver::run::{SecretSource, SolveOptions, StepError};
@@ -56,6 +57,71 @@ fn parse_secrets(raw: &[String]) -> Result<BTreeMap<String, SecretSource>, Failu
     Ok(out)
 }
 
+/// A `--cache-from` / `--cache-to` value (buildx syntax).
+#[derive(Debug, Clone)]
+struct CacheSpec {
+    dir: PathBuf,
+    mode: ExportMode,
+}
+
+/// `type=local,dest=DIR[,mode=min|max]` (`--cache-to`) or
+/// `type=local,src=DIR` (`--cache-from`). Other types are refused.
+fn parse_cache_spec(flag: &str, raw: &str) -> Result<CacheSpec, Failure> {
+    let export = flag == "--cache-to";
+    // The type decides which attributes apply: check it first.
+    let kind = raw
+        .split(',')
+        .find_map(|f| f.trim().strip_prefix("type="))
+        .unwrap_or("registry");
+    if kind != "local" {
+        return Err(Failure::msg(format!(
+            "unsupported cache type `{kind}`: only type=local is supported"
+        )));
+    }
+    let mut dir = None;
+    let mut mode = ExportMode::Min;
+    for field in raw.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+        let (k, v) = field.split_once('=').unwrap_or((field, ""));
+        match k {
+            "type" => {}
+            "dest" if export => dir = Some(PathBuf::from(v)),
+            "src" if !export => dir = Some(PathBuf::from(v)),
+            "mode" if export => {
+                mode = match v {
+                    "min" => ExportMode::Min,
+                    "max" => ExportMode::Max,
+                    _ => {
+                        return Err(Failure::hint(
+                            format!("invalid {flag} mode `{v}`"),
+                            "use mode=min or mode=max",
+                        ))
+                    }
+                }
+            }
+            // buildx attributes that do not apply to a local directory.
+            "compression" | "compression-level" | "force-compression" | "ignore-error"
+            | "oci-mediatypes" | "image-manifest" | "tag" | "digest" => {}
+            _ => {
+                return Err(Failure::hint(
+                    format!("invalid {flag} `{raw}`: unknown attribute `{k}`"),
+                    if export {
+                        "write type=local,dest=DIR[,mode=min|max]"
+                    } else {
+                        "write type=local,src=DIR"
+                    },
+                ))
+            }
+        }
+    }
+    let dir = dir.ok_or_else(|| {
+        Failure::msg(format!(
+            "{flag} `{raw}` has no {}",
+            if export { "dest=DIR" } else { "src=DIR" }
+        ))
+    })?;
+    Ok(CacheSpec { dir, mode })
+}
+
 fn render_step_error(e: BuildError) -> Failure {
     match e {
         BuildError::Cancelled => Failure::msg("build cancelled"),
@@ -91,14 +157,24 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
     for w in &planned.warnings {
         eprintln!("warning: {w}");
     }
-    for (flag, values) in [
-        ("--cache-from", &args.cache_from),
-        ("--cache-to", &args.cache_to),
-    ] {
-        if !values.is_empty() {
-            eprintln!("warning: {flag} is not supported yet and was ignored; the local cache in --cache-dir is used");
-        }
-    }
+    let cache_from = args
+        .cache_from
+        .iter()
+        .map(|s| parse_cache_spec("--cache-from", s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cache_to = args
+        .cache_to
+        .iter()
+        .map(|s| parse_cache_spec("--cache-to", s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let imported = if cache_from.is_empty() {
+        None
+    } else {
+        let dirs: Vec<PathBuf> = cache_from.iter().map(|c| c.dir.clone()).collect();
+        let imported = ImportedCache::load(&dirs)
+            .map_err(|e| Failure::msg(format!("--cache-from: cannot read the cache: {e}")))?;
+        Some(std::sync::Arc::new(imported))
+    };
     let cli_outputs: Vec<outputs::Output> = args
         .outputs
         .iter()
@@ -137,6 +213,7 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
         secrets: parse_secrets(&args.secret)?,
         no_cache: args.no_cache,
         no_cache_filter: no_cache_filter(&args)?,
+        cache_from: imported,
     };
     let printer: Box<dyn engine_solver::progress::Progress> = match mode {
         Some(m) => Box::new(Printer::stderr(m)),
@@ -249,6 +326,22 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                 format!("config {}", engine_cache::Digest::of(&cfg)),
             ));
         }
+    }
+    for c in &cache_to {
+        let targets: Vec<_> = solved.targets.iter().map(|(_, v)| v.clone()).collect();
+        let req = ExportRequest {
+            dir: &c.dir,
+            mode: c.mode,
+            targets: &targets,
+            steps: &solved.steps,
+            settings: LayerSettings {
+                compression: engine_layers::Compression::Gzip,
+                source_date_epoch: epoch.map(|e| e as i64),
+            },
+        };
+        cache_share::export(&state, &req).map_err(|e| {
+            Failure::msg(format!("exporting the cache to `{}`: {e}", c.dir.display()))
+        })?;
     }
     // Record what this build used; collect down to the size limit.
     if let Err(e) = state.finish(max_size) {

@@ -44,9 +44,96 @@ pub fn detect_compression(first_bytes: &[u8]) -> Compression {
 /// Number of bytes [`detect_compression`] wants to look at.
 pub(crate) const MAGIC_LEN: usize = 4;
 
+/// Uncompressed bytes per gzip member. Each member is compressed on its own
+/// thread; members are written in order, so the output is deterministic.
+const GZIP_CHUNK: usize = 4 << 20;
+
+/// Parallel gzip: the stream is cut into fixed-size chunks, each becomes one
+/// gzip member (RFC 1952 allows several; Go's, zlib's and our readers read
+/// them as one stream). A layer smaller than a chunk is one member, exactly
+/// what a plain gzip writer produces.
+pub(crate) struct ParGzip<W: Write> {
+    inner: W,
+    buf: Vec<u8>,
+    pending: std::collections::VecDeque<std::thread::JoinHandle<io::Result<Vec<u8>>>>,
+    max_pending: usize,
+}
+
+fn gzip_member(data: &[u8]) -> io::Result<Vec<u8>> {
+    let mut enc = flate2::GzBuilder::new()
+        .mtime(0)
+        .operating_system(255)
+        .write(
+            Vec::with_capacity(data.len() / 2 + 64),
+            flate2::Compression::default(),
+        );
+    enc.write_all(data)?;
+    enc.finish()
+}
+
+impl<W: Write> ParGzip<W> {
+    fn new(inner: W) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        ParGzip {
+            inner,
+            buf: Vec::with_capacity(GZIP_CHUNK),
+            pending: Default::default(),
+            max_pending: cores.max(1),
+        }
+    }
+
+    fn drain_one(&mut self) -> io::Result<()> {
+        if let Some(h) = self.pending.pop_front() {
+            let member = h
+                .join()
+                .map_err(|_| io::Error::other("gzip worker panicked"))??;
+            self.inner.write_all(&member)?;
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self) -> io::Result<()> {
+        while self.pending.len() >= self.max_pending {
+            self.drain_one()?;
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(GZIP_CHUNK));
+        self.pending
+            .push_back(std::thread::spawn(move || gzip_member(&chunk)));
+        Ok(())
+    }
+
+    fn finish(mut self) -> io::Result<W> {
+        // An empty stream is still one (empty) member, as a plain writer makes.
+        if !self.buf.is_empty() || self.pending.is_empty() {
+            self.dispatch()?;
+        }
+        while !self.pending.is_empty() {
+            self.drain_one()?;
+        }
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for ParGzip<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = GZIP_CHUNK - self.buf.len();
+        let n = room.min(data.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == GZIP_CHUNK {
+            self.dispatch()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        // Members are cut at fixed offsets only, so flushing does not cut one.
+        self.inner.flush()
+    }
+}
+
 /// A compressing writer that can be finished to get the inner writer back.
 pub(crate) enum Encoder<W: Write> {
-    Gzip(flate2::write::GzEncoder<W>),
+    Gzip(ParGzip<W>),
     Zstd(zstd::stream::write::Encoder<'static, W>),
     None(W),
 }
@@ -55,12 +142,7 @@ impl<W: Write> Encoder<W> {
     pub(crate) fn new(inner: W, compression: Compression) -> io::Result<Self> {
         Ok(match compression {
             // Deterministic header: no file name, mtime 0, OS "unknown".
-            Compression::Gzip => Encoder::Gzip(
-                flate2::GzBuilder::new()
-                    .mtime(0)
-                    .operating_system(255)
-                    .write(inner, flate2::Compression::default()),
-            ),
+            Compression::Gzip => Encoder::Gzip(ParGzip::new(inner)),
             Compression::Zstd => {
                 let mut enc = zstd::stream::write::Encoder::new(inner, 3)?;
                 // Content size is unknown up front; a checksum lets readers

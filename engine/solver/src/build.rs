@@ -133,37 +133,16 @@ pub fn write_rootfs_tar(
 }
 
 /// Copy the merged root filesystem of a value into `dest`.
-pub fn write_rootfs_dir(state: &StateDir, value: &Value, dest: &Path) -> Result<(), StepError> {
-    std::fs::create_dir_all(dest).map_err(|e| StepError::Io {
-        context: format!("creating {}", dest.display()),
-        source: e,
-    })?;
-    let tmp = state.tempdir("rootfs-").map_err(|e| StepError::Io {
-        context: "temp dir".into(),
-        source: e,
-    })?;
-    let tar_path = tmp.path().join("rootfs.tar");
-    let f = std::fs::File::create(&tar_path).map_err(|e| StepError::Io {
-        context: "temp file".into(),
-        source: e,
-    })?;
-    write_rootfs_tar(state, value, std::io::BufWriter::new(f))?;
-    let f = std::fs::File::open(&tar_path).map_err(|e| StepError::Io {
-        context: "temp file".into(),
-        source: e,
-    })?;
-    engine_layers::apply_layer(
-        dest,
-        std::io::BufReader::new(f),
-        Some(engine_layers::Compression::None),
-    )
-    .map_err(|e| {
+pub fn write_rootfs_dir(value: &Value, dest: &Path) -> Result<(), StepError> {
+    // Replaying the layers is the merged tree: no mount and no temporary
+    // tar of the whole filesystem.
+    let snap = value.fs.clone().unwrap_or_default();
+    crate::snapshot::materialize(&snap, dest).map_err(|e| {
         StepError::Message(format!(
             "cannot write the filesystem to {}: {e}",
             dest.display()
         ))
-    })?;
-    Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -256,8 +256,9 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
             let fail =
                 |e: String| Failure::msg(format!("exporting to `{}`: {e}", out.dest.display()));
             match out.kind {
-                Kind::Local => build::write_rootfs_dir(&state, value, &out.dest)
-                    .map_err(|e| fail(e.to_string()))?,
+                Kind::Local => {
+                    build::write_rootfs_dir(value, &out.dest).map_err(|e| fail(e.to_string()))?
+                }
                 Kind::Tar => {
                     let f = create(&out.dest)?;
                     build::write_rootfs_tar(&state, value, std::io::BufWriter::new(f))

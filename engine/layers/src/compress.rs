@@ -60,15 +60,48 @@ pub(crate) struct ParGzip<W: Write> {
 }
 
 fn gzip_member(data: &[u8]) -> io::Result<Vec<u8>> {
+    let level = if incompressible(data) {
+        flate2::Compression::none()
+    } else {
+        flate2::Compression::default()
+    };
     let mut enc = flate2::GzBuilder::new()
         .mtime(0)
         .operating_system(255)
-        .write(
-            Vec::with_capacity(data.len() / 2 + 64),
-            flate2::Compression::default(),
-        );
+        .write(Vec::with_capacity(data.len() / 2 + 64), level);
     enc.write_all(data)?;
     enc.finish()
+}
+
+/// Bytes looked at in each of three places of a chunk to tell whether it
+/// compresses at all.
+const PROBE: usize = 64 << 10;
+
+/// Whether deflate would not even save 2 % on `data`, judged from fast
+/// compression of its start, middle and end. Such chunks (random data,
+/// already-compressed files) are stored: deflating them costs most of the
+/// time of a big layer and saves nothing. The choice depends on the bytes
+/// only, so the output stays deterministic.
+fn incompressible(data: &[u8]) -> bool {
+    if data.len() < 4 * PROBE {
+        return false;
+    }
+    let mid = data.len() / 2 - PROBE / 2;
+    let mut raw = 0usize;
+    let mut packed = 0usize;
+    for start in [0, mid, data.len() - PROBE] {
+        let sample = &data[start..start + PROBE];
+        let mut c = flate2::Compress::new(flate2::Compression::fast(), false);
+        let mut out = Vec::with_capacity(PROBE + 1024);
+        if c.compress_vec(sample, &mut out, flate2::FlushCompress::Finish)
+            .is_err()
+        {
+            return false;
+        }
+        raw += PROBE;
+        packed += c.total_out() as usize;
+    }
+    packed * 100 >= raw * 98
 }
 
 impl<W: Write> ParGzip<W> {
@@ -224,5 +257,68 @@ impl<R: BufRead> Read for Decoder<R> {
             Decoder::Zstd(d) => d.read(buf),
             Decoder::None(r) => r.read(buf),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn pseudo_random(n: usize) -> Vec<u8> {
+        // xorshift: incompressible for deflate, reproducible.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    fn gunzip(b: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(b)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn random_chunks_are_stored_and_round_trip() {
+        let data = pseudo_random(GZIP_CHUNK);
+        assert!(incompressible(&data));
+        let member = gzip_member(&data).unwrap();
+        // Stored deflate blocks: a few header bytes per block.
+        let overhead = member.len() - data.len();
+        assert!(overhead < data.len() / 1000, "overhead {overhead}");
+        assert_eq!(gunzip(&member), data);
+    }
+
+    #[test]
+    fn text_chunks_are_compressed() {
+        let line = b"a line of a text file that deflate shrinks a lot\n";
+        let data: Vec<u8> = line.iter().copied().cycle().take(GZIP_CHUNK).collect();
+        assert!(!incompressible(&data));
+        let member = gzip_member(&data).unwrap();
+        assert!(member.len() < data.len() / 20, "{}", member.len());
+        assert_eq!(gunzip(&member), data);
+    }
+
+    #[test]
+    fn half_random_chunks_are_still_compressed() {
+        // Random start, text middle and end: the probes disagree, deflate wins.
+        let mut data = pseudo_random(GZIP_CHUNK / 4);
+        let line = b"compressible text follows the random head\n";
+        data.extend(line.iter().copied().cycle().take(GZIP_CHUNK * 3 / 4));
+        assert!(!incompressible(&data));
+        assert_eq!(gunzip(&gzip_member(&data).unwrap()), data);
+    }
+
+    #[test]
+    fn small_chunks_are_never_judged() {
+        assert!(!incompressible(&pseudo_random(PROBE)));
     }
 }

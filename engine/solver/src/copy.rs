@@ -9,9 +9,11 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use engine_cache::{FileHashMemo, FileStamp};
 use engine_ir::ignore::IgnorePatterns;
 use engine_ir::CopyAction;
 
+use crate::copy_reuse::{self, FileRecord, Manifest, Previous};
 use crate::fsutil::{glob_match, has_wildcard, resolve_in_root};
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +78,35 @@ struct Matched {
 }
 
 pub fn copy(req: &CopyRequest<'_>) -> Result<(), CopyError> {
+    copy_inner(req, false).map(|_| ())
+}
+
+/// A directory copy left for [`copy_deferred`]: its destination exists (and
+/// is in the step's upper directory when the root is an overlay mount).
+#[derive(Debug)]
+pub struct DeferredDir {
+    src: PathBuf,
+    /// The resolved destination, relative to the destination root.
+    dest_rel: PathBuf,
+}
+
+/// Like [`copy`], except that when the action copies exactly one directory,
+/// only its destination is made (through `req.dest_root`, which resolves
+/// symlinks and copies the directory up in an overlay) and the contents are
+/// left for [`copy_deferred`], which can write them straight into the
+/// step's upper directory once the overlay is unmounted.
+pub fn copy_or_defer(req: &CopyRequest<'_>) -> Result<Option<DeferredDir>, CopyError> {
+    copy_inner(req, true)
+}
+
+fn excludes_of(a: &CopyAction) -> Result<IgnorePatterns, CopyError> {
+    IgnorePatterns::from_patterns(&a.excludes).map_err(|e| CopyError::Archive {
+        path: "--exclude".into(),
+        message: e.to_string(),
+    })
+}
+
+fn copy_inner(req: &CopyRequest<'_>, defer: bool) -> Result<Option<DeferredDir>, CopyError> {
     let a = req.action;
     let mut matched = Vec::new();
     for src in &a.sources {
@@ -85,15 +116,31 @@ pub fn copy(req: &CopyRequest<'_>) -> Result<(), CopyError> {
     if matched.len() > 1 && !dest_is_dir_syntax {
         return Err(CopyError::NeedsDirDest);
     }
-    let excludes = IgnorePatterns::from_patterns(&a.excludes).map_err(|e| CopyError::Archive {
-        path: "--exclude".into(),
-        message: e.to_string(),
-    })?;
-    let mut ctx = Ctx {
-        req,
-        excludes,
-        links: HashMap::new(),
-    };
+    let mut ctx = Ctx::new(req, None, None)?;
+    if defer && matched.len() == 1 {
+        let m = &matched[0];
+        let meta = fs::metadata(&m.path).map_err(io_err(&m.path))?;
+        if meta.is_dir() {
+            let mut dest = a.dest.clone();
+            if a.parents && !m.parents.is_empty() {
+                dest = format!("{}/{}/", dest.trim_end_matches('/'), m.parents);
+            }
+            let dir = ctx.ensure_dir(&dest)?;
+            // A metadata change copies a directory up (with its lower
+            // attributes); chown to the same owner changes nothing else.
+            let dm = fs::symlink_metadata(&dir).map_err(io_err(&dir))?;
+            std::os::unix::fs::lchown(&dir, Some(dm.uid()), Some(dm.gid()))
+                .map_err(io_err(&dir))?;
+            let dest_rel = dir
+                .strip_prefix(req.dest_root)
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            return Ok(Some(DeferredDir {
+                src: m.path.clone(),
+                dest_rel,
+            }));
+        }
+    }
     for m in &matched {
         let meta = fs::metadata(&m.path).map_err(io_err(&m.path))?;
         let mut dest = a.dest.clone();
@@ -138,7 +185,34 @@ pub fn copy(req: &CopyRequest<'_>) -> Result<(), CopyError> {
             ctx.copy_entry(&m.path, &dir.join(name), &meta_of(&m.path)?)?;
         }
     }
-    Ok(())
+    Ok(None)
+}
+
+/// Copy the contents of a directory that [`copy_or_defer`] left, into
+/// `req.dest_root` (the step's upper directory), taking unchanged files
+/// from `previous` when given. Returns the manifest of the regular files
+/// written, for the next run of the same COPY.
+pub fn copy_deferred(
+    req: &CopyRequest<'_>,
+    d: &DeferredDir,
+    previous: Option<&Previous>,
+    memo: Option<&FileHashMemo>,
+) -> Result<Manifest, CopyError> {
+    let dest = req.dest_root.join(&d.dest_rel);
+    // The destination was resolved in the merged tree; in the upper
+    // directory the same path must be plain directories all the way down.
+    let resolved = resolve_in_root(req.dest_root, &d.dest_rel.to_string_lossy(), true)
+        .map_err(io_err(req.dest_root))?;
+    if resolved != dest || !fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
+        return Err(CopyError::Io {
+            path: dest.display().to_string(),
+            source: io::Error::other("destination is not a directory of the step's layer"),
+        });
+    }
+    let mut ctx = Ctx::new(req, previous, memo)?;
+    ctx.manifest = Some(Manifest::new());
+    ctx.copy_dir_contents(&d.src, &dest, "")?;
+    Ok(ctx.manifest.take().unwrap_or_default())
 }
 
 fn meta_of(p: &Path) -> Result<fs::Metadata, CopyError> {
@@ -289,6 +363,29 @@ struct Ctx<'r, 'a> {
     excludes: IgnorePatterns,
     /// (dev, inode) of a copied multi-link file → where its first copy went.
     links: HashMap<(u64, u64), PathBuf>,
+    /// Where unchanged files can be linked from.
+    previous: Option<&'r Previous>,
+    memo: Option<&'r FileHashMemo>,
+    /// Set when writing straight into a layer directory: the regular files
+    /// written, for the next run's reuse.
+    manifest: Option<Manifest>,
+}
+
+impl<'r, 'a> Ctx<'r, 'a> {
+    fn new(
+        req: &'r CopyRequest<'a>,
+        previous: Option<&'r Previous>,
+        memo: Option<&'r FileHashMemo>,
+    ) -> Result<Self, CopyError> {
+        Ok(Ctx {
+            req,
+            excludes: excludes_of(req.action)?,
+            links: HashMap::new(),
+            previous,
+            memo,
+            manifest: None,
+        })
+    }
 }
 
 impl Ctx<'_, '_> {
@@ -460,6 +557,21 @@ impl Ctx<'_, '_> {
             }
             self.links.insert(key, to.to_path_buf());
         }
+        if ft.is_file() && self.manifest.is_some() && meta.nlink() == 1 && !has_xattrs(from) {
+            let mode = self.mode_of(meta);
+            let rel = to
+                .strip_prefix(self.req.dest_root)
+                .map(|r| r.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let record = match self.try_reuse(from, to, &rel, meta, mode, uid, gid) {
+                Some(r) => r,
+                None => self.copy_file_recording(from, to, meta, mode, uid, gid)?,
+            };
+            if let Some(m) = self.manifest.as_mut() {
+                m.files.insert(rel, record);
+            }
+            return Ok(());
+        }
         if ft.is_file() {
             let mut r = fs::File::open(from).map_err(io_err(from))?;
             let mut w = fs::OpenOptions::new()
@@ -480,10 +592,113 @@ impl Ctx<'_, '_> {
         Ok(())
     }
 
+    /// Hard-link `to` to the previous result's file when that file has the
+    /// content and metadata this copy would give it.
+    #[allow(clippy::too_many_arguments)]
+    fn try_reuse(
+        &self,
+        from: &Path,
+        to: &Path,
+        rel: &str,
+        meta: &fs::Metadata,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Option<FileRecord> {
+        let prev = self.previous?;
+        let rec = prev.manifest.files.get(rel)?;
+        if rec.size != meta.len()
+            || rec.mode != mode
+            || rec.uid != uid
+            || rec.gid != gid
+            || rec.mtime_ns != copy_reuse::mtime_ns(meta)
+        {
+            return None;
+        }
+        let hash = match self.memo.and_then(|m| m.get(&FileStamp::of(meta))) {
+            Some(h) => h,
+            None => hash_file(from).ok()?,
+        };
+        if hash != rec.hash {
+            return None;
+        }
+        let old = prev.root.join(rel);
+        if !rec.matches_meta(&fs::symlink_metadata(&old).ok()?) {
+            return None;
+        }
+        fs::hard_link(&old, to).ok()?;
+        Some(*rec)
+    }
+
+    /// Copy a regular file into a layer directory, hashing it on the way
+    /// (unless the memo knows its hash), metadata set through the open file.
+    fn copy_file_recording(
+        &self,
+        from: &Path,
+        to: &Path,
+        meta: &fs::Metadata,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<FileRecord, CopyError> {
+        use std::io::{Read, Write};
+        let mut r = fs::File::open(from).map_err(io_err(from))?;
+        let mut w = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(to)
+            .map_err(io_err(to))?;
+        let known = self.memo.and_then(|m| m.get(&FileStamp::of(meta)));
+        let hash = match known {
+            Some(h) => {
+                io::copy(&mut r, &mut w).map_err(io_err(to))?;
+                h
+            }
+            None => {
+                let mut h = blake3::Hasher::new();
+                let mut buf = vec![0u8; (meta.len() as usize).clamp(1, 256 * 1024)];
+                loop {
+                    let n = r.read(&mut buf).map_err(io_err(from))?;
+                    if n == 0 {
+                        break;
+                    }
+                    h.update(&buf[..n]);
+                    w.write_all(&buf[..n]).map_err(io_err(to))?;
+                }
+                *h.finalize().as_bytes()
+            }
+        };
+        std::os::unix::fs::fchown(&w, Some(uid), Some(gid)).map_err(io_err(to))?;
+        w.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(io_err(to))?;
+        let t = meta.modified().map_err(io_err(from))?;
+        w.set_times(fs::FileTimes::new().set_accessed(t).set_modified(t))
+            .map_err(io_err(to))?;
+        let size = w.metadata().map_err(io_err(to))?.len();
+        Ok(FileRecord {
+            hash,
+            size,
+            mode,
+            uid,
+            gid,
+            mtime_ns: copy_reuse::mtime_ns(meta),
+        })
+    }
+
     fn finish_dir(&self, to: &Path, meta: &fs::Metadata) -> Result<(), CopyError> {
         set_mtime(to, meta, false);
         Ok(())
     }
+}
+
+fn has_xattrs(p: &Path) -> bool {
+    xattr::list(p).map_or(true, |mut l| l.next().is_some())
+}
+
+fn hash_file(p: &Path) -> io::Result<[u8; 32]> {
+    let mut h = blake3::Hasher::new();
+    h.update_reader(fs::File::open(p)?)?;
+    Ok(*h.finalize().as_bytes())
 }
 
 fn set_mtime(p: &Path, meta: &fs::Metadata, symlink: bool) {

@@ -483,19 +483,39 @@ impl Runner<'_> {
             let work = staging.join("work");
             fs::create_dir_all(&upper).map_err(ioe("creating upper dir"))?;
             fs::create_dir_all(&work).map_err(ioe("creating work dir"))?;
+            // A COPY's lineage: the same op over the same base, whatever
+            // the content it reads (see `copy_reuse`).
+            let lineage = matches!(op, Op::File(_))
+                .then(|| key_of(op, &inputs[..inputs.len().min(1)], &["copy-lineage"]));
+            let previous = match &lineage {
+                Some(l) if !fresh => self.previous_copy(l),
+                _ => None,
+            };
             let r = match op {
-                Op::Exec(e) => self.exec(id, e, &base, inputs, &upper, &work, cancel),
-                Op::File(f) => self.file(f, &base, inputs, &upper, &work),
+                Op::Exec(e) => self
+                    .exec(id, e, &base, inputs, &upper, &work, cancel)
+                    .map(|()| None),
+                Op::File(f) => self.file(f, &base, inputs, &upper, &work, previous.as_ref()),
                 _ => unreachable!("layer_op only runs exec and file ops"),
             };
-            if let Err(e) = r {
-                let _ = engine_cache::sweep::remove_tree(&staging);
-                return Err(e);
-            }
+            let manifest = match r {
+                Ok(m) => m,
+                Err(e) => {
+                    let _ = engine_cache::sweep::remove_tree(&staging);
+                    return Err(e);
+                }
+            };
             let _ = engine_cache::sweep::remove_tree(&work);
+            if let Some(m) = &manifest {
+                // Without it the next run only copies everything again.
+                let _ = m.save(&staging);
+            }
             store
                 .commit_snapshot(&staging, &record, fresh)
                 .map_err(cache_err)?;
+            if let (Some(l), Some(_)) = (&lineage, &manifest) {
+                let _ = crate::copy_reuse::set_latest(&self.state.root, l, &key);
+            }
         }
         let layer = Arc::new(Layer {
             dir: dir.join("fs"),
@@ -508,6 +528,22 @@ impl Runner<'_> {
             cached,
             fresh,
             ..Default::default()
+        })
+    }
+
+    /// The latest committed result of a COPY lineage, leased for this
+    /// build so that collection leaves it alone while files are linked
+    /// from it.
+    fn previous_copy(&self, lineage: &str) -> Option<crate::copy_reuse::Previous> {
+        let key = crate::copy_reuse::latest(&self.state.root, lineage)?;
+        if !self.state.store.acquire(&key).ok()? {
+            return None;
+        }
+        let dir = self.state.snapshot_dir(&key);
+        let manifest = crate::copy_reuse::Manifest::load(&dir)?;
+        Some(crate::copy_reuse::Previous {
+            root: dir.join("fs"),
+            manifest,
         })
     }
 
@@ -724,6 +760,12 @@ impl Runner<'_> {
         Ok(())
     }
 
+    /// Run a file op. When its last action copies a directory, over an
+    /// overlay, and nothing before it removed anything, the directory's
+    /// contents are written straight into the upper directory after the
+    /// overlay is unmounted (no overlayfs lookups or copy-ups per file;
+    /// unchanged files of `previous` are hard-linked), and the manifest of
+    /// what was written is returned.
     fn file(
         &self,
         f: &engine_ir::FileOp,
@@ -731,28 +773,35 @@ impl Runner<'_> {
         inputs: &[Value],
         upper: &Path,
         work: &Path,
-    ) -> Result<(), StepError> {
+        previous: Option<&crate::copy_reuse::Previous>,
+    ) -> Result<Option<crate::copy_reuse::Manifest>, StepError> {
         let tmp = self.state.tmp().to_path_buf();
         let merged = mount_overlay(base, Some((upper, work)), &tmp)
             .map_err(ioe("mounting the step's filesystem"))?;
         let root = merged.path().to_path_buf();
-        for a in &f.actions {
+        let may_defer = crate::snapshot::snapshotter(&tmp) == crate::snapshot::Snapshotter::Overlay
+            && !f.actions.iter().any(|a| matches!(a, FileAction::Rm { .. }));
+        let mut deferred = None;
+        let mut source_mounts = Vec::new();
+        let last = f.actions.len().saturating_sub(1);
+        for (i, a) in f.actions.iter().enumerate() {
             match a {
                 FileAction::Copy(c) => {
                     let src = inputs
                         .get(c.src_input)
                         .ok_or_else(|| msg("copy source missing"))?;
-                    let guard;
                     let (src_root, ignore, ownership) = if let Some(l) = &src.local {
                         (l.path.clone(), Some(&l.ignore), Ownership::Root)
                     } else {
-                        guard = mount_overlay(
+                        let guard = mount_overlay(
                             src.fs.as_ref().unwrap_or(&Snapshot::default()),
                             None,
                             &tmp,
                         )
                         .map_err(ioe("mounting copy source"))?;
-                        (guard.path().to_path_buf(), None, Ownership::Preserve)
+                        let p = guard.path().to_path_buf();
+                        source_mounts.push(guard);
+                        (p, None, Ownership::Preserve)
                     };
                     let ownership = match &c.chown {
                         Some(ch) => {
@@ -769,7 +818,15 @@ impl Runner<'_> {
                         ownership,
                         unpack: c.unpack_archives,
                     };
-                    copy::copy(&req).map_err(|e| msg(e.to_string()))?;
+                    if may_defer && i == last {
+                        if let Some(d) =
+                            copy::copy_or_defer(&req).map_err(|e| msg(e.to_string()))?
+                        {
+                            deferred = Some((d, c, src_root, ignore, ownership));
+                        }
+                    } else {
+                        copy::copy(&req).map_err(|e| msg(e.to_string()))?;
+                    }
                 }
                 FileAction::Mkdir {
                     path, mode, owner, ..
@@ -832,7 +889,21 @@ impl Runner<'_> {
         merged
             .finish()
             .map_err(ioe("recording the step's changes"))?;
-        Ok(())
+        let Some((d, c, src_root, ignore, ownership)) = deferred else {
+            return Ok(None);
+        };
+        let req = CopyRequest {
+            src_root: &src_root,
+            dest_root: upper,
+            action: c,
+            ignore,
+            ownership,
+            unpack: c.unpack_archives,
+        };
+        let manifest = copy::copy_deferred(&req, &d, previous, Some(self.state.store.file_memo()))
+            .map_err(|e| msg(e.to_string()))?;
+        drop(source_mounts);
+        Ok(Some(manifest))
     }
 }
 

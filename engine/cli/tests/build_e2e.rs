@@ -170,6 +170,41 @@ fn rebuild_is_cached_and_reproducible() {
 }
 
 #[test]
+fn proxy_build_args_reach_run_but_not_the_cache_key() {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nRUN echo \"proxy=$HTTP_PROXY\" > /proxy.txt\n",
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let out = |n: &str| format!("type=local,dest={}", ctx.path().join(n).display());
+    build(
+        ctx.path(),
+        cache.path(),
+        &[out("a")],
+        &["--build-arg", "HTTP_PROXY=http://proxy-a:3128"],
+    );
+    assert_eq!(
+        std::fs::read_to_string(ctx.path().join("a/proxy.txt")).unwrap(),
+        "proxy=http://proxy-a:3128\n"
+    );
+    // Another proxy is the same step to the cache, as in BuildKit.
+    let second = build(
+        ctx.path(),
+        cache.path(),
+        &[out("b")],
+        &["--build-arg", "HTTP_PROXY=http://proxy-b:3128"],
+    );
+    let text = String::from_utf8_lossy(&second.stderr);
+    assert!(text.contains(" 0 executed"), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(ctx.path().join("b/proxy.txt")).unwrap(),
+        "proxy=http://proxy-a:3128\n"
+    );
+}
+
+#[test]
 fn runc_and_crun_run_the_same_steps() {
     for rt in ["runc", "crun"] {
         require_tool(&format!("/usr/bin/{rt}"));

@@ -69,6 +69,12 @@ pub struct Exec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<Mount>,
     pub platform: Platform,
+    /// Proxy variables from build args (`HTTP_PROXY`, …) that no ARG
+    /// declares: given to the process after `env`, and, as in BuildKit,
+    /// left out of the cache key (a proxy does not change what a step
+    /// makes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub proxy_env: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

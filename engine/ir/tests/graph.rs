@@ -10,6 +10,7 @@ fn exec(args: &[&str]) -> Op {
         security: SecurityMode::Sandbox,
         mounts: vec![],
         platform: Platform::linux_amd64(),
+        proxy_env: vec![],
     })
 }
 

@@ -27,12 +27,25 @@ fn put(h: &mut blake3::Hasher, bytes: &[u8]) {
     h.update(bytes);
 }
 
+/// The op as its key sees it: its digest view, without the proxy variables
+/// of a RUN (BuildKit leaves them out of its cache keys too).
+fn key_view(op: &Op) -> serde_json::Value {
+    match op {
+        Op::Exec(e) if !e.proxy_env.is_empty() => {
+            let mut e = e.clone();
+            e.proxy_env.clear();
+            Op::Exec(e).digest_view()
+        }
+        _ => op.digest_view(),
+    }
+}
+
 /// The cache key of a node running `op` over inputs with `input_keys`.
 pub fn cache_key<K: AsRef<str>, E: AsRef<str>>(op: &Op, input_keys: &[K], extra: &[E]) -> String {
     let mut h = blake3::Hasher::new();
     h.update(CACHE_VERSION.as_bytes());
     h.update(b"\0");
-    put(&mut h, canonical_json(&op.digest_view()).as_bytes());
+    put(&mut h, canonical_json(&key_view(op)).as_bytes());
     h.update(&(input_keys.len() as u64).to_le_bytes());
     for k in input_keys {
         put(&mut h, k.as_ref().as_bytes());
@@ -63,6 +76,7 @@ mod tests {
             security: Default::default(),
             mounts: Vec::new(),
             platform: Platform::linux_amd64(),
+            proxy_env: Vec::new(),
         }
     }
 
@@ -143,6 +157,20 @@ mod tests {
             let key = k(&Op::Exec(e));
             assert!(seen.insert(key), "variant {i} did not change the key");
         }
+    }
+
+    #[test]
+    fn proxy_variables_do_not_change_the_key() {
+        let base = k(&Op::Exec(exec()));
+        let mut e = exec();
+        e.proxy_env = vec!["HTTP_PROXY=http://proxy:3128".into()];
+        assert_eq!(k(&Op::Exec(e.clone())), base);
+        e.proxy_env = vec!["https_proxy=http://other:8080".into()];
+        assert_eq!(k(&Op::Exec(e)), base);
+        // Declared with ARG, a proxy is an ordinary variable of the step.
+        let mut e = exec();
+        e.env.push("HTTP_PROXY=http://proxy:3128".into());
+        assert_ne!(k(&Op::Exec(e)), base);
     }
 
     #[test]

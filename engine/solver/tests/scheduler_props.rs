@@ -24,6 +24,7 @@ fn build(edges: &[Vec<usize>]) -> Graph {
             security: SecurityMode::Sandbox,
             mounts: vec![],
             platform: Platform::linux_amd64(),
+            proxy_env: vec![],
         });
         let inputs = inputs.iter().map(|&j| ids[j]).collect();
         ids.push(b.add(op, inputs, NodeMeta::default()).unwrap());

@@ -775,10 +775,11 @@ impl Lowering<'_, '_> {
                 kind,
             });
         }
-        let run_env = st.run_env(&self.opts.build_args);
+        let (run_env, proxy_env) = st.run_env(&self.opts.build_args);
         let exec = Exec {
             args: args.clone(),
             env: run_env,
+            proxy_env,
             cwd: st.workdir().to_string(),
             user: st.config.user.clone().unwrap_or_default(),
             network,
@@ -1014,8 +1015,8 @@ impl StageState {
     }
 
     /// The environment of a RUN: the image's ENV, then ARGs ENV does not
-    /// override, then proxy build args.
-    fn run_env(&self, build_args: &BTreeMap<String, String>) -> Vec<String> {
+    /// override; and apart, the proxy build args neither declares.
+    fn run_env(&self, build_args: &BTreeMap<String, String>) -> (Vec<String>, Vec<String>) {
         let mut env: Vec<String> = self
             .config
             .env
@@ -1037,17 +1038,15 @@ impl StageState {
                 env.push(format!("{k}={v}"));
             }
         }
-        for p in PROXY_ARGS {
-            if let Some(v) = build_args.get(*p) {
-                if !has(&env, p) {
-                    env.push(format!("{p}={v}"));
-                }
-            }
-        }
         if !has(&env, "PATH") {
             env.push(format!("PATH={DEFAULT_PATH}"));
         }
-        env
+        let proxy = PROXY_ARGS
+            .iter()
+            .filter(|p| !has(&env, p))
+            .filter_map(|p| build_args.get(*p).map(|v| format!("{p}={v}")))
+            .collect();
+        (env, proxy)
     }
 
     fn command_args(&self, cmd: &Command) -> Vec<String> {

@@ -109,6 +109,7 @@ impl Session {
             .open(leases.join(format!("{id}.lease")))?;
         let tmp = tmp_root.join(&id);
         fs::create_dir_all(&tmp)?;
+        crate::fsflags::spread_subdirectories(&tmp);
         Ok(Session {
             id,
             leases,

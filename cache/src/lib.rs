@@ -20,6 +20,7 @@
 
 pub mod blobs;
 pub mod digest;
+mod fsflags;
 pub mod gc;
 pub mod index;
 pub mod lease;

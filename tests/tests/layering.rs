@@ -17,6 +17,7 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
             "engine-export",
             &["engine-ir", "engine-cache", "engine-layers"][..],
         ),
+        ("engine-registry", &["engine-ir", "engine-cache"][..]),
         (
             "engine-solver",
             &[
@@ -25,6 +26,7 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
                 "engine-layers",
                 "engine-sandbox",
                 "engine-export",
+                "engine-registry",
             ][..],
         ),
         // The binary, tests and benches sit on top and may use everything.

@@ -7,6 +7,7 @@ mod commands;
 mod diagnostic;
 mod outputs;
 mod plan;
+mod push;
 mod resolver;
 
 use std::process::ExitCode;

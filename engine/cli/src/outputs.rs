@@ -1,7 +1,8 @@
 //! `-o/--output` in buildx's syntax: `type=docker,dest=FILE[,name=REF]`,
 //! `type=oci,dest=FILE` or `type=oci,dest=DIR,tar=false`, `type=local,dest=DIR`,
-//! `type=tar,dest=FILE`, with `compression=gzip|zstd|uncompressed`. A bare
-//! path means `type=local,dest=PATH`, as in buildx.
+//! `type=tar,dest=FILE`, `type=registry,name=REF` (= `type=image,name=REF,push=true`),
+//! with `compression=gzip|zstd|uncompressed`. A bare path means
+//! `type=local,dest=PATH`, as in buildx.
 
 use std::path::PathBuf;
 
@@ -16,6 +17,8 @@ pub enum Kind {
     OciDir,
     Local,
     Tar,
+    /// Pushed to the registry of each name.
+    Registry,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +42,7 @@ pub fn parse(spec: &str) -> Result<Output, Failure> {
     let mut dest = None;
     let mut names = Vec::new();
     let mut tar = true;
+    let mut push = false;
     let mut compression = Compression::Gzip;
     for field in spec.split(',') {
         let (k, v) = field.split_once('=').ok_or_else(|| {
@@ -55,6 +59,17 @@ pub fn parse(spec: &str) -> Result<Output, Failure> {
                     .map(|s| s.trim().to_string())
                     .filter(|s| !s.is_empty()),
             ),
+            "push" => {
+                push = match v.trim() {
+                    "true" => true,
+                    "false" => false,
+                    other => {
+                        return Err(Failure::msg(format!(
+                            "invalid push value `{other}`: expected true or false"
+                        )))
+                    }
+                }
+            }
             "tar" => {
                 tar = match v.trim() {
                     "true" => true,
@@ -94,14 +109,31 @@ pub fn parse(spec: &str) -> Result<Output, Failure> {
         Some("oci") => Kind::OciDir,
         Some("local") => Kind::Local,
         Some("tar") => Kind::Tar,
+        Some("registry") => Kind::Registry,
+        Some("image") if push => Kind::Registry,
+        Some("image") => {
+            return Err(Failure::hint(
+                "type=image without push=true has nowhere to go: there is no image store",
+                "push it (type=image,name=REF,push=true or type=registry,name=REF), or write it with type=docker or type=oci",
+            ))
+        }
         Some(other) => {
             return Err(Failure::hint(
                 format!("unsupported output type `{other}`"),
-                "use type=docker, type=oci, type=local or type=tar",
+                "use type=docker, type=oci, type=local, type=tar or type=registry",
             ))
         }
         None => return Err(Failure::msg(format!("output `{spec}` has no type"))),
     };
+    if kind == Kind::Registry {
+        // The names may come from -t: checked when pushing.
+        return Ok(Output {
+            kind,
+            dest: PathBuf::new(),
+            names,
+            compression,
+        });
+    }
     let dest = dest.ok_or_else(|| Failure::msg(format!("output `{spec}` has no dest")))?;
     Ok(Output {
         kind,
@@ -126,6 +158,13 @@ mod tests {
         );
         assert_eq!(parse("./rootfs").unwrap().kind, Kind::Local);
         assert!(parse("type=registry,ref=x").is_err());
+        let r = parse("type=registry,name=localhost:5000/a:1").unwrap();
+        assert_eq!(r.kind, Kind::Registry);
+        assert_eq!(
+            parse("type=image,name=localhost:5000/a:1,push=true").unwrap(),
+            r
+        );
+        assert!(parse("type=image,name=x").is_err());
         assert!(parse("type=oci").is_err());
         assert!(parse("type=oci,dest=x,compression=lz4").is_err());
     }

@@ -185,3 +185,55 @@ fn a_bad_spec_fails_with_its_location() {
     assert!(err.contains("engine.toml:3:1"), "{err}");
     assert!(err.contains("entrypoint"), "did-you-mean hint: {err}");
 }
+
+#[test]
+fn per_image_cache_to_and_cache_from_are_used() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::write(
+        t.path().join("engine.toml"),
+        r#"
+[image.a]
+from = "busybox"
+cache-to = ["type=local,dest=cache-a"]
+cache-from = ["type=local,src=cache-a"]
+steps = [{ run = "echo a > /a" }]
+
+[image.b]
+from = "busybox"
+steps = [{ run = "echo b > /b" }]
+"#,
+    )
+    .unwrap();
+    let build = |cache: &Path| {
+        run_ok(
+            engine()
+                .args(["build", "--frontend", "toml", "--progress", "json"])
+                .args(["--build-context", &busybox_context_flag()])
+                .arg("--cache-dir")
+                .arg(cache)
+                .arg(t.path()),
+        )
+    };
+    let first_cache = tempfile::tempdir().unwrap();
+    build(first_cache.path());
+    assert!(
+        t.path().join("cache-a/index.json").exists(),
+        "image a's cache-to, relative to the spec"
+    );
+    // A fresh machine: a's step comes from a's exported cache, b's runs.
+    let second_cache = tempfile::tempdir().unwrap();
+    let out = build(second_cache.path());
+    let done: Vec<String> = events(&out.stderr)
+        .into_iter()
+        .filter(|(n, s)| s == "done" && n.contains("RUN"))
+        .map(|(n, _)| n)
+        .collect();
+    assert!(
+        done.iter().any(|n| n.starts_with("[b")),
+        "b has no cache to import: {done:?}"
+    );
+    assert!(
+        !done.iter().any(|n| n.starts_with("[a")),
+        "a is restored from its cache-from: {done:?}"
+    );
+}

@@ -763,3 +763,56 @@ mod tests {
         assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
     }
 }
+
+/// What pushing images to a registry takes, in upload order: blobs (layers
+/// from the store, configs inline), then the manifests of an index, then
+/// the root document, which goes under the tag.
+#[derive(Debug)]
+pub struct RegistryPlan {
+    /// `(digest, size, bytes)`: `bytes` is `None` for a blob of the store.
+    pub blobs: Vec<(Digest, u64, Option<Vec<u8>>)>,
+    /// Manifests an index names: `(media type, digest, bytes)`.
+    pub manifests: Vec<(String, Digest, Vec<u8>)>,
+    /// The document the tag points at (a manifest, or an index).
+    pub root: (String, Digest, Vec<u8>),
+    pub result: ExportResult,
+}
+
+/// Plan pushing `images` (one, or several platforms under an index) with
+/// OCI media types, as BuildKit's image exporter does by default with
+/// `oci-mediatypes=true`.
+pub fn plan_registry_push(images: &[ImageToExport], store: &BlobStore) -> Result<RegistryPlan> {
+    let plan = plan(images, store, MediaTypes::Oci)?;
+    let manifest_digests: std::collections::BTreeSet<Digest> =
+        plan.images.iter().map(|i| i.manifest.digest).collect();
+    let mut blobs = Vec::new();
+    let mut manifests = Vec::new();
+    let mut root = None;
+    for (digest, source) in &plan.blobs {
+        match source {
+            BlobSource::Store { size } => blobs.push((*digest, *size, None)),
+            BlobSource::Inline(bytes) if *digest == plan.root.digest => {
+                root = Some((plan.root.media_type.clone(), *digest, bytes.clone()));
+            }
+            BlobSource::Inline(bytes) if manifest_digests.contains(digest) => {
+                let mt = plan
+                    .images
+                    .iter()
+                    .find(|i| i.manifest.digest == *digest)
+                    .map(|i| i.manifest.media_type.clone())
+                    .unwrap_or_default();
+                manifests.push((mt, *digest, bytes.clone()));
+            }
+            BlobSource::Inline(bytes) => {
+                blobs.push((*digest, bytes.len() as u64, Some(bytes.clone())))
+            }
+        }
+    }
+    let root = root.ok_or_else(|| Error::InvalidImage("no root document".into()))?;
+    Ok(RegistryPlan {
+        blobs,
+        manifests,
+        root,
+        result: plan.result(),
+    })
+}

@@ -24,7 +24,10 @@ pub mod oci;
 pub use engine_cache::{BlobStore, Digest};
 pub use engine_ir::Platform;
 pub use error::{Error, Result};
-pub use export::{write_docker_archive, write_oci_layout_dir, write_oci_layout_tar};
+pub use export::{
+    plan_registry_push, write_docker_archive, write_oci_layout_dir, write_oci_layout_tar,
+    RegistryPlan,
+};
 pub use import::{
     import_blobs, open_oci_layout, parse_oci_layout_ref, ImportStats, ResolvedImage, TagOrDigest,
     MAX_DOCUMENT_SIZE,

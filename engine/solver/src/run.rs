@@ -106,6 +106,7 @@ pub struct Runner<'a> {
     pub progress: &'a dyn Progress,
     pub executed: AtomicUsize,
     pub cached: AtomicUsize,
+    pub registry: engine_registry::Client,
 }
 
 impl<'a> Runner<'a> {
@@ -124,6 +125,7 @@ impl<'a> Runner<'a> {
             progress,
             executed: AtomicUsize::new(0),
             cached: AtomicUsize::new(0),
+            registry: engine_registry::Client::new(),
         }
     }
 }
@@ -215,19 +217,29 @@ impl Runner<'_> {
             }),
             Op::Source(Source::Local { name, excludes }) => {
                 let Some(ContextSource::Dir(path)) = self.opts.contexts.get(name) else {
-                    return Err(msg(format!("build context `{name}` was not given as a directory")));
+                    return Err(msg(format!(
+                        "build context `{name}` was not given as a directory"
+                    )));
                 };
-                let ignore = IgnorePatterns::from_patterns(excludes).map_err(|e| msg(e.to_string()))?;
+                let ignore =
+                    IgnorePatterns::from_patterns(excludes).map_err(|e| msg(e.to_string()))?;
                 Ok(Value {
                     key: key_of(op, &[], &[]),
-                    local: Some(Arc::new(LocalDir { path: path.clone(), ignore })),
+                    local: Some(Arc::new(LocalDir {
+                        path: path.clone(),
+                        ignore,
+                    })),
                     ..Default::default()
                 })
             }
-            Op::Source(Source::Layout { context, platform, .. }) => self.layout_source(id, op, context, platform),
-            Op::Source(Source::Image { reference, .. }) => Err(msg(format!(
-                "cannot pull `{reference}`: registry sources are not supported yet; pass the image as --build-context NAME=oci-layout://PATH and use FROM NAME"
-            ))),
+            Op::Source(Source::Layout {
+                context, platform, ..
+            }) => self.layout_source(id, op, context, platform),
+            Op::Source(Source::Image {
+                reference,
+                digest,
+                platform,
+            }) => self.registry_source(id, op, reference, digest.as_deref(), platform),
             Op::Config(c) => {
                 let mut config = inputs
                     .first()
@@ -236,7 +248,11 @@ impl Runner<'_> {
                 for ch in &c.changes {
                     config.apply(ch);
                 }
-                Ok(Value { key: key_of(op, inputs, &[]), config: Some(Arc::new(config)), ..Default::default() })
+                Ok(Value {
+                    key: key_of(op, inputs, &[]),
+                    config: Some(Arc::new(config)),
+                    ..Default::default()
+                })
             }
             Op::Image(_) => Ok(Value {
                 key: key_of(op, inputs, &[]),
@@ -246,6 +262,37 @@ impl Runner<'_> {
             }),
             Op::Exec(_) | Op::File(_) => self.layer_op(id, op, inputs, cancel),
         }
+    }
+
+    /// A registry image: pulled (layers into the blob store, manifest and
+    /// config into `<cache>/pulls/<manifest digest>`), then used like an
+    /// OCI layout context.
+    fn registry_source(
+        &self,
+        id: NodeId,
+        op: &Op,
+        reference: &str,
+        digest: Option<&str>,
+        platform: &Platform,
+    ) -> Result<Value, StepError> {
+        let mut r = engine_registry::Reference::parse(reference).map_err(|e| msg(e.to_string()))?;
+        if let Some(d) = digest {
+            r = r.with_digest(d);
+        }
+        let pull = || {
+            engine_registry::pull::pull(
+                &self.registry,
+                &r,
+                platform,
+                &self.state.blobs,
+                &self.state.root.join("pulls"),
+            )
+            .map_err(|e| msg(format!("pulling `{reference}`: {e}")))
+        };
+        let pulled = pull()?;
+        self.image_from_layout(id, op, &pulled.layout, None, platform, &|| {
+            pull().map(|_| ())
+        })
     }
 
     fn layout_source(
@@ -261,7 +308,24 @@ impl Runner<'_> {
                 "build context `{context}` is not an oci-layout:// context"
             )));
         };
-        let resolved = engine_export::open_oci_layout(path, reference.as_ref(), platform)
+        let reimport = || -> Result<(), StepError> { Err(msg("unreachable")) };
+        self.image_from_layout(id, op, path, reference.as_ref(), platform, &reimport)
+    }
+
+    /// A base image read from an OCI layout. Missing or damaged layer
+    /// blobs are brought back from the layout, or by `refetch` when the
+    /// layout has no layers (a registry pull).
+    fn image_from_layout(
+        &self,
+        id: NodeId,
+        op: &Op,
+        path: &Path,
+        reference: Option<&engine_export::TagOrDigest>,
+        platform: &Platform,
+        refetch: &dyn Fn() -> Result<(), StepError>,
+    ) -> Result<Value, StepError> {
+        let from_registry = path.starts_with(self.state.root.join("pulls"));
+        let resolved = engine_export::open_oci_layout(path, reference, platform)
             .map_err(|e| msg(format!("cannot read OCI layout `{}`: {e}", path.display())))?;
         let key = key_of(
             op,
@@ -290,7 +354,9 @@ impl Runner<'_> {
             let _using = store.using().map_err(cache_err)?;
             let intact = blobs.iter().all(|b| store.blob_ok(&b.digest, Some(b.size)))
                 && store.blob_ok(&resolved.config_descriptor.digest, None);
-            if !intact {
+            if !intact && from_registry {
+                refetch()?;
+            } else if !intact {
                 engine_export::import_blobs(&resolved, path, &self.state.blobs)
                     .map_err(|e| msg(e.to_string()))?;
             }
@@ -564,6 +630,7 @@ impl Runner<'_> {
         let mut scratch = Vec::new();
         let mut mounts = Vec::new();
         let mut env = e.env.clone();
+        env.extend(e.proxy_env.iter().cloned());
         for m in &e.mounts {
             match &m.kind {
                 MountKind::Bind { input, source } => {

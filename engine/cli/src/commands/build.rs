@@ -62,6 +62,47 @@ fn parse_secrets(raw: &[String]) -> Result<BTreeMap<String, SecretSource>, Failu
 struct CacheSpec {
     dir: PathBuf,
     mode: ExportMode,
+    /// The graph targets whose results go there (`--cache-to`: all of
+    /// them; a TOML image's `cache-to`: that image's).
+    targets: Option<Vec<String>>,
+}
+
+/// The `cache-from` and `cache-to` entries of TOML images, relative paths
+/// taken from the spec's directory.
+fn toml_cache_specs(
+    planned: &crate::plan::Planned,
+) -> Result<(Vec<CacheSpec>, Vec<CacheSpec>), Failure> {
+    let (mut from, mut to) = (Vec::new(), Vec::new());
+    let Some(targets) = &planned.toml_targets else {
+        return Ok((from, to));
+    };
+    let base = planned.spec_dir.clone().unwrap_or_default();
+    for t in targets {
+        for (entries, flag, out) in [
+            (&t.cache_from, "--cache-from", &mut from),
+            (&t.cache_to, "--cache-to", &mut to),
+        ] {
+            for e in entries {
+                let mut raw = format!("type={}", e.kind);
+                for (k, v) in &e.attrs {
+                    raw.push_str(&format!(",{k}={v}"));
+                }
+                let mut spec = parse_cache_spec(flag, &raw).map_err(|f| match f {
+                    Failure::Message { message, hint } => Failure::Message {
+                        message: format!("image `{}` of the spec: {message}", t.name),
+                        hint,
+                    },
+                    other => other,
+                })?;
+                if spec.dir.is_relative() {
+                    spec.dir = base.join(&spec.dir);
+                }
+                spec.targets = Some(t.images.iter().map(|i| i.target.clone()).collect());
+                out.push(spec);
+            }
+        }
+    }
+    Ok((from, to))
 }
 
 /// `type=local,dest=DIR[,mode=min|max]` (`--cache-to`) or
@@ -119,7 +160,11 @@ fn parse_cache_spec(flag: &str, raw: &str) -> Result<CacheSpec, Failure> {
             if export { "dest=DIR" } else { "src=DIR" }
         ))
     })?;
-    Ok(CacheSpec { dir, mode })
+    Ok(CacheSpec {
+        dir,
+        mode,
+        targets: None,
+    })
 }
 
 fn render_step_error(e: BuildError) -> Failure {
@@ -150,23 +195,28 @@ fn render_step_error(e: BuildError) -> Failure {
 
 pub fn run(args: BuildArgs) -> Result<(), Failure> {
     let contexts = crate::plan::solver_contexts(&args.plan)?;
+    let registry = engine_registry::Client::new();
     let resolver = LayoutResolver {
         contexts: &contexts,
+        registry: Some(&registry),
     };
     let planned = crate::plan::plan(&args.plan, &resolver)?;
     for w in &planned.warnings {
         eprintln!("warning: {w}");
     }
-    let cache_from = args
+    let mut cache_from = args
         .cache_from
         .iter()
         .map(|s| parse_cache_spec("--cache-from", s))
         .collect::<Result<Vec<_>, _>>()?;
-    let cache_to = args
+    let mut cache_to = args
         .cache_to
         .iter()
         .map(|s| parse_cache_spec("--cache-to", s))
         .collect::<Result<Vec<_>, _>>()?;
+    let (spec_from, spec_to) = toml_cache_specs(&planned)?;
+    cache_from.extend(spec_from);
+    cache_to.extend(spec_to);
     let imported = if cache_from.is_empty() {
         None
     } else {
@@ -264,6 +314,36 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                     build::write_rootfs_tar(&state, value, std::io::BufWriter::new(f))
                         .map_err(|e| fail(e.to_string()))?;
                 }
+                Kind::Registry => {
+                    if eopts.names.is_empty() {
+                        return Err(Failure::hint(
+                            "type=registry has no name to push to",
+                            "add name=REGISTRY/REPOSITORY:TAG to the output, or pass -t",
+                        ));
+                    }
+                    let image = engine_solver::image::assemble(&state, value, &platform, settings)
+                        .map_err(|e| Failure::msg(format!("pushing: {e}")))?;
+                    let plan = engine_export::plan_registry_push(
+                        std::slice::from_ref(&image),
+                        &state.blobs,
+                    )
+                    .map_err(|e| Failure::msg(format!("pushing: {e}")))?;
+                    for name in &eopts.names {
+                        crate::push::push(&registry, &state.blobs, &plan, name)?;
+                        eprintln!("pushed {name}@{}", plan.root.1);
+                    }
+                    digest_lines.push((
+                        name.clone(),
+                        format!(
+                            "{} (config {})",
+                            plan.result.manifest_digest(),
+                            plan.result
+                                .config_digest()
+                                .map(|d| d.to_string())
+                                .unwrap_or_default()
+                        ),
+                    ));
+                }
                 Kind::Docker | Kind::OciTar | Kind::OciDir => {
                     let image = engine_solver::image::assemble(&state, value, &platform, settings)
                         .map_err(|e| fail(e.to_string()))?;
@@ -329,7 +409,12 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
         }
     }
     for c in &cache_to {
-        let targets: Vec<_> = solved.targets.iter().map(|(_, v)| v.clone()).collect();
+        let targets: Vec<_> = solved
+            .targets
+            .iter()
+            .filter(|(name, _)| c.targets.as_ref().is_none_or(|t| t.contains(name)))
+            .map(|(_, v)| v.clone())
+            .collect();
         let req = ExportRequest {
             dir: &c.dir,
             mode: c.mode,

@@ -1,0 +1,178 @@
+//! Pushing to and pulling from a real registry: Debian's `docker-registry`
+//! on 127.0.0.1:5000, which `scripts/setup-host` (and so CI) starts. An
+//! image pushed with `-o type=registry` is pulled back by `FROM` in a fresh
+//! cache (config and layers), by skopeo with the same digest, and by
+//! dockerd, which runs it.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+const REGISTRY: &str = "127.0.0.1:5000";
+
+fn require_registry() {
+    let up = std::net::TcpStream::connect_timeout(
+        &REGISTRY.parse().unwrap(),
+        std::time::Duration::from_secs(2),
+    )
+    .is_ok();
+    assert!(
+        up,
+        "no registry on {REGISTRY}: run scripts/setup-host (CI's .ci/run does) to start Debian's docker-registry"
+    );
+}
+
+/// A repository name no other test run uses.
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{REGISTRY}/engine-test/{name}-{}-{nanos}",
+        std::process::id()
+    )
+}
+
+fn build(ctx: &Path, cache: &Path, extra: &[&str]) -> std::process::Output {
+    run_ok(
+        engine()
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .args(["build", "--progress", "plain", "--cache-dir"])
+            .arg(cache)
+            .args(extra)
+            .arg(ctx),
+    )
+}
+
+fn dockerfile(text: &str) -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::write(t.path().join("Dockerfile"), text).unwrap();
+    t
+}
+
+#[test]
+fn pushed_image_is_pulled_by_from_skopeo_and_docker() {
+    require_registry();
+    let base = unique("app");
+    let tag = format!("{base}:1");
+
+    // Push: busybox (from the layout context) plus an ENV and a file.
+    let ctx = dockerfile(
+        "FROM busybox\nENV GREETING=hello\nRUN echo pushed > /pushed.txt\nCMD [\"cat\", \"/pushed.txt\"]\n",
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let out = build(
+        ctx.path(),
+        cache.path(),
+        &[
+            "--build-context",
+            &busybox_context_flag(),
+            "-o",
+            &format!("type=registry,name={tag}"),
+        ],
+    );
+    let pushed = image_digest(&out.stderr);
+    let manifest_digest = pushed.split(' ').next().unwrap().to_string();
+    assert!(manifest_digest.starts_with("sha256:"), "{pushed}");
+
+    // skopeo sees the same manifest.
+    require_tool("/usr/bin/skopeo");
+    let inspect = run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{tag}"),
+    ]));
+    let v: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(v["Digest"].as_str().unwrap(), manifest_digest);
+
+    // FROM the registry in a fresh cache, no layout context: the config
+    // (ENV) is read while planning, the layers are pulled.
+    let down = dockerfile(&format!(
+        "FROM {tag}\nRUN echo \"$GREETING $(cat /pushed.txt)\" > /pulled.txt\n"
+    ));
+    let fresh = tempfile::tempdir().unwrap();
+    let dest = down.path().join("rootfs");
+    build(
+        down.path(),
+        fresh.path(),
+        &["-o", &format!("type=local,dest={}", dest.display())],
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest.join("pulled.txt")).unwrap(),
+        "hello pushed\n"
+    );
+    // Pinned by digest: the rebuild runs nothing, and pulls nothing again.
+    let again = build(down.path(), fresh.path(), &[]);
+    let text = String::from_utf8_lossy(&again.stderr);
+    assert!(text.contains(" 0 executed"), "{text}");
+
+    // A pull by digest gives the same image.
+    let by_digest = dockerfile(&format!(
+        "FROM {base}@{manifest_digest}\nRUN cat /pushed.txt\n"
+    ));
+    build(by_digest.path(), fresh.path(), &[]);
+
+    // dockerd pulls it (127.0.0.0/8 is an insecure registry by default) and runs it.
+    require_tool("/usr/bin/docker");
+    run_ok(Command::new("/usr/bin/docker").args(["pull", "-q", &tag]));
+    let run = run_ok(Command::new("/usr/bin/docker").args(["run", "--rm", &tag]));
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "pushed\n");
+    let _ = Command::new("/usr/bin/docker")
+        .args(["rmi", "-f", &tag])
+        .output();
+}
+
+#[test]
+fn a_missing_image_or_registry_fails_clearly() {
+    require_registry();
+    let ctx = dockerfile(&format!("FROM {}:nope\nRUN true\n", unique("missing")));
+    let cache = tempfile::tempdir().unwrap();
+    let out = engine()
+        .args(["build", "--progress", "plain", "--cache-dir"])
+        .arg(cache.path())
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("Dockerfile:1"), "located at the FROM: {err}");
+    assert!(err.contains("404"), "the registry's answer: {err}");
+
+    // Nothing listens on port 1.
+    let ctx = dockerfile("FROM 127.0.0.1:1/app:1\n");
+    let out = engine()
+        .args(["build", "--progress", "plain", "--cache-dir"])
+        .arg(cache.path())
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("127.0.0.1:1"), "{err}");
+}
+
+#[test]
+fn pushing_needs_a_name() {
+    let ctx = dockerfile("FROM scratch\nENV A=1\n");
+    let cache = tempfile::tempdir().unwrap();
+    let out = engine()
+        .args([
+            "build",
+            "--progress",
+            "plain",
+            "-o",
+            "type=registry",
+            "--cache-dir",
+        ])
+        .arg(cache.path())
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no name to push to"), "{err}");
+}

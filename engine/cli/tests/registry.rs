@@ -176,3 +176,80 @@ fn pushing_needs_a_name() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("no name to push to"), "{err}");
 }
+
+#[test]
+fn a_registry_cache_serves_a_fresh_machine() {
+    require_registry();
+    let cache_ref = format!("{}:buildcache", unique("cache"));
+    let ctx = dockerfile(
+        "FROM busybox AS build\nRUN echo built > /artifact\nFROM busybox\nCOPY --from=build /artifact /artifact\nRUN cat /artifact > /copy\n",
+    );
+    let cache_to = format!("type=registry,ref={cache_ref},mode=max");
+    let cache_from = format!("type=registry,ref={cache_ref}");
+    // The first machine: no cache there yet (a warning, not a failure).
+    let first = tempfile::tempdir().unwrap();
+    let out = build(
+        ctx.path(),
+        first.path(),
+        &[
+            "--build-context",
+            &busybox_context_flag(),
+            "--cache-from",
+            &cache_from,
+            "--cache-to",
+            &cache_to,
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("no cache at"), "{text}");
+    let digest = image_digest(&out.stderr);
+
+    // Another machine: every RUN and COPY comes from the registry (only the
+    // base image is imported from its layout), and the image is the same.
+    let second = tempfile::tempdir().unwrap();
+    let out = build(
+        ctx.path(),
+        second.path(),
+        &[
+            "--build-context",
+            &busybox_context_flag(),
+            "--cache-from",
+            &cache_from,
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(text.matches("CACHED").count(), 3, "{text}");
+    assert!(text.contains("3 cached, 1 executed"), "{text}");
+    assert_eq!(image_digest(&out.stderr), digest);
+}
+
+#[test]
+fn a_registry_image_is_not_a_cache() {
+    require_registry();
+    let tag = format!("{}:1", unique("notcache"));
+    let ctx = dockerfile("FROM busybox\nENV A=1\n");
+    let cache = tempfile::tempdir().unwrap();
+    build(
+        ctx.path(),
+        cache.path(),
+        &[
+            "--build-context",
+            &busybox_context_flag(),
+            "-o",
+            &format!("type=registry,name={tag}"),
+        ],
+    );
+    let other = tempfile::tempdir().unwrap();
+    let out = build(
+        ctx.path(),
+        other.path(),
+        &[
+            "--build-context",
+            &busybox_context_flag(),
+            "--cache-from",
+            &format!("type=registry,ref={tag}"),
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("is not an engine build cache"), "{text}");
+}

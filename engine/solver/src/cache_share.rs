@@ -155,6 +155,9 @@ pub fn read_records(dir: &Path) -> Result<BTreeMap<String, Record>, StepError> {
 pub struct ImportedCache {
     /// (layout dir, records), in the order given.
     pub sources: Vec<(PathBuf, BTreeMap<String, Record>)>,
+    /// Layout dirs fetched from a registry (`cache_registry::fetch`): they
+    /// hold no layer blobs, which are downloaded when a step needs one.
+    pub remotes: BTreeMap<PathBuf, engine_registry::Reference>,
 }
 
 impl ImportedCache {
@@ -163,7 +166,10 @@ impl ImportedCache {
         for d in dirs {
             sources.push((d.clone(), read_records(d)?));
         }
-        Ok(ImportedCache { sources })
+        Ok(ImportedCache {
+            sources,
+            remotes: BTreeMap::new(),
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -208,7 +214,7 @@ impl ImportedCache {
         let mut applied = false;
         for (tag, layer) in &record.layers {
             let StepLayer::Blob(b) = layer else { continue };
-            if !import_blob(state, src, b) {
+            if !import_blob(state, src, b, self.remotes.get(src)) {
                 continue;
             }
             if !applied {
@@ -227,7 +233,12 @@ impl ImportedCache {
 
 /// Copy a blob of an exported cache into the local store, checking its
 /// digest (and size). False when it is missing or damaged.
-fn import_blob(state: &StateDir, src: &Path, b: &LayerRef) -> bool {
+fn import_blob(
+    state: &StateDir,
+    src: &Path,
+    b: &LayerRef,
+    remote: Option<&engine_registry::Reference>,
+) -> bool {
     let store = &state.store;
     let Ok(_using) = store.using() else {
         return false;
@@ -239,7 +250,16 @@ fn import_blob(state: &StateDir, src: &Path, b: &LayerRef) -> bool {
     }
     let p = blob_path(src, &b.digest);
     let Ok(f) = fs::File::open(&p) else {
-        return false;
+        // A registry cache: download it (the store checks the digest).
+        let Some(r) = remote else { return false };
+        let client = engine_registry::Client::new();
+        return match client.blob_into_store(r, &b.digest, &state.blobs) {
+            Ok(size) if size == b.size => store
+                .session()
+                .add(engine_cache::LeaseItem::Blob(b.digest))
+                .is_ok(),
+            _ => false,
+        };
     };
     if !f.metadata().is_ok_and(|m| m.len() == b.size) {
         return false;

@@ -4,6 +4,7 @@
 
 pub mod archive;
 pub mod build;
+pub mod cache_registry;
 pub mod cache_share;
 pub mod copy;
 pub mod copy_reuse;

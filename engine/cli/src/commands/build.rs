@@ -65,6 +65,8 @@ struct CacheSpec {
     /// The graph targets whose results go there (`--cache-to`: all of
     /// them; a TOML image's `cache-to`: that image's).
     targets: Option<Vec<String>>,
+    /// `type=registry`: the cache goes through a temporary directory.
+    registry: Option<engine_registry::Reference>,
 }
 
 /// The `cache-from` and `cache-to` entries of TOML images, relative paths
@@ -94,7 +96,7 @@ fn toml_cache_specs(
                     },
                     other => other,
                 })?;
-                if spec.dir.is_relative() {
+                if spec.registry.is_none() && spec.dir.is_relative() {
                     spec.dir = base.join(&spec.dir);
                 }
                 spec.targets = Some(t.images.iter().map(|i| i.target.clone()).collect());
@@ -105,28 +107,40 @@ fn toml_cache_specs(
     Ok((from, to))
 }
 
-/// `type=local,dest=DIR[,mode=min|max]` (`--cache-to`) or
-/// `type=local,src=DIR` (`--cache-from`). Other types are refused.
+/// `type=local,dest=DIR[,mode=min|max]` (`--cache-to`),
+/// `type=local,src=DIR` (`--cache-from`), or `type=registry,ref=REF` (both;
+/// a bare `REF` means that too, as in buildx). Other types are refused.
 fn parse_cache_spec(flag: &str, raw: &str) -> Result<CacheSpec, Failure> {
     let export = flag == "--cache-to";
+    let raw_owned;
+    let raw = if raw.contains('=') {
+        raw
+    } else {
+        raw_owned = format!("type=registry,ref={raw}");
+        &raw_owned
+    };
     // The type decides which attributes apply: check it first.
     let kind = raw
         .split(',')
         .find_map(|f| f.trim().strip_prefix("type="))
         .unwrap_or("registry");
-    if kind != "local" {
-        return Err(Failure::msg(format!(
-            "unsupported cache type `{kind}`: only type=local is supported"
-        )));
+    if kind != "local" && kind != "registry" {
+        return Err(Failure::hint(
+            format!("unsupported cache type `{kind}`"),
+            "use type=local or type=registry",
+        ));
     }
+    let registry = kind == "registry";
+    let mut reference = None;
     let mut dir = None;
     let mut mode = ExportMode::Min;
     for field in raw.split(',').map(str::trim).filter(|f| !f.is_empty()) {
         let (k, v) = field.split_once('=').unwrap_or((field, ""));
         match k {
             "type" => {}
-            "dest" if export => dir = Some(PathBuf::from(v)),
-            "src" if !export => dir = Some(PathBuf::from(v)),
+            "ref" if registry => reference = Some(v.to_string()),
+            "dest" if export && !registry => dir = Some(PathBuf::from(v)),
+            "src" if !export && !registry => dir = Some(PathBuf::from(v)),
             "mode" if export => {
                 mode = match v {
                     "min" => ExportMode::Min,
@@ -145,14 +159,31 @@ fn parse_cache_spec(flag: &str, raw: &str) -> Result<CacheSpec, Failure> {
             _ => {
                 return Err(Failure::hint(
                     format!("invalid {flag} `{raw}`: unknown attribute `{k}`"),
-                    if export {
-                        "write type=local,dest=DIR[,mode=min|max]"
-                    } else {
-                        "write type=local,src=DIR"
+                    match (registry, export) {
+                        (true, true) => "write type=registry,ref=REF[,mode=min|max]",
+                        (true, false) => "write type=registry,ref=REF",
+                        (false, true) => "write type=local,dest=DIR[,mode=min|max]",
+                        (false, false) => "write type=local,src=DIR",
                     },
                 ))
             }
         }
+    }
+    if registry {
+        let r = reference.ok_or_else(|| {
+            Failure::hint(
+                format!("{flag} `{raw}` has no ref"),
+                "write type=registry,ref=REGISTRY/REPOSITORY:TAG",
+            )
+        })?;
+        let parsed = engine_registry::Reference::parse(&r)
+            .map_err(|e| Failure::msg(format!("{flag}: {e}")))?;
+        return Ok(CacheSpec {
+            dir: PathBuf::new(),
+            mode,
+            targets: None,
+            registry: Some(parsed),
+        });
     }
     let dir = dir.ok_or_else(|| {
         Failure::msg(format!(
@@ -164,6 +195,7 @@ fn parse_cache_spec(flag: &str, raw: &str) -> Result<CacheSpec, Failure> {
         dir,
         mode,
         targets: None,
+        registry: None,
     })
 }
 
@@ -217,12 +249,31 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
     let (spec_from, spec_to) = toml_cache_specs(&planned)?;
     cache_from.extend(spec_from);
     cache_to.extend(spec_to);
+    // Registry caches are fetched (manifest and records) into temporary
+    // layouts that live until the build ends.
+    let mut fetched_caches = Vec::new();
+    let mut remotes = BTreeMap::new();
+    for c in cache_from.iter_mut() {
+        let Some(r) = &c.registry else { continue };
+        let t = tempfile::tempdir()
+            .map_err(|e| Failure::msg(format!("--cache-from: temporary directory: {e}")))?;
+        c.dir = t.path().to_path_buf();
+        match engine_solver::cache_registry::fetch(&registry, r, t.path()) {
+            Ok(true) => {
+                remotes.insert(c.dir.clone(), r.clone());
+            }
+            Ok(false) => eprintln!("warning: --cache-from: no cache at `{r}` yet"),
+            Err(e) => eprintln!("warning: --cache-from: {e}"),
+        }
+        fetched_caches.push(t);
+    }
     let imported = if cache_from.is_empty() {
         None
     } else {
         let dirs: Vec<PathBuf> = cache_from.iter().map(|c| c.dir.clone()).collect();
-        let imported = ImportedCache::load(&dirs)
+        let mut imported = ImportedCache::load(&dirs)
             .map_err(|e| Failure::msg(format!("--cache-from: cannot read the cache: {e}")))?;
+        imported.remotes = remotes;
         Some(std::sync::Arc::new(imported))
     };
     let cli_outputs: Vec<outputs::Output> = args
@@ -415,8 +466,18 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
             .filter(|(name, _)| c.targets.as_ref().is_none_or(|t| t.contains(name)))
             .map(|(_, v)| v.clone())
             .collect();
+        let staging = match &c.registry {
+            Some(_) => Some(
+                tempfile::tempdir()
+                    .map_err(|e| Failure::msg(format!("--cache-to: temporary directory: {e}")))?,
+            ),
+            None => None,
+        };
+        let dir = staging
+            .as_ref()
+            .map_or(c.dir.clone(), |t| t.path().to_path_buf());
         let req = ExportRequest {
-            dir: &c.dir,
+            dir: &dir,
             mode: c.mode,
             targets: &targets,
             steps: &solved.steps,
@@ -428,6 +489,10 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
         cache_share::export(&state, &req).map_err(|e| {
             Failure::msg(format!("exporting the cache to `{}`: {e}", c.dir.display()))
         })?;
+        if let Some(r) = &c.registry {
+            engine_solver::cache_registry::push(&registry, &dir, r)
+                .map_err(|e| Failure::msg(e.to_string()))?;
+        }
     }
     // Record what this build used; collect down to the size limit.
     if let Err(e) = state.finish(max_size) {

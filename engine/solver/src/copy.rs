@@ -615,10 +615,8 @@ impl Ctx<'_, '_> {
         {
             return None;
         }
-        let hash = match self.memo.and_then(|m| m.get(&FileStamp::of(meta))) {
-            Some(h) => h,
-            None => hash_file(from).ok()?,
-        };
+        let hash =
+            crate::hash::content_hash(meta, from, self.memo, std::time::SystemTime::now()).ok()?;
         if hash != rec.hash {
             return None;
         }
@@ -693,12 +691,6 @@ impl Ctx<'_, '_> {
 
 fn has_xattrs(p: &Path) -> bool {
     xattr::list(p).map_or(true, |mut l| l.next().is_some())
-}
-
-fn hash_file(p: &Path) -> io::Result<[u8; 32]> {
-    let mut h = blake3::Hasher::new();
-    h.update_reader(fs::File::open(p)?)?;
-    Ok(*h.finalize().as_bytes())
 }
 
 fn set_mtime(p: &Path, meta: &fs::Metadata, symlink: bool) {

@@ -138,7 +138,7 @@ fn hash_item(item: &Item, memo: Option<&FileHashMemo>, now: SystemTime) -> io::R
 }
 
 /// blake3 of a regular file's bytes, from the memo when its stamp is known.
-fn content_hash(
+pub(crate) fn content_hash(
     meta: &fs::Metadata,
     path: &Path,
     memo: Option<&FileHashMemo>,

@@ -290,9 +290,8 @@ impl Runner<'_> {
             .map_err(|e| msg(format!("pulling `{reference}`: {e}")))
         };
         let pulled = pull()?;
-        self.image_from_layout(id, op, &pulled.layout, None, platform, &|| {
-            pull().map(|_| ())
-        })
+        let refetch = || pull().map(|_| ());
+        self.image_from_layout(id, op, &pulled.layout, None, platform, Some(&refetch))
     }
 
     fn layout_source(
@@ -308,13 +307,12 @@ impl Runner<'_> {
                 "build context `{context}` is not an oci-layout:// context"
             )));
         };
-        let reimport = || -> Result<(), StepError> { Err(msg("unreachable")) };
-        self.image_from_layout(id, op, path, reference.as_ref(), platform, &reimport)
+        self.image_from_layout(id, op, path, reference.as_ref(), platform, None)
     }
 
     /// A base image read from an OCI layout. Missing or damaged layer
-    /// blobs are brought back from the layout, or by `refetch` when the
-    /// layout has no layers (a registry pull).
+    /// blobs are brought back from the layout, or by `refetch` when one is
+    /// given (a registry pull, whose layout holds no layers).
     fn image_from_layout(
         &self,
         id: NodeId,
@@ -322,9 +320,8 @@ impl Runner<'_> {
         path: &Path,
         reference: Option<&engine_export::TagOrDigest>,
         platform: &Platform,
-        refetch: &dyn Fn() -> Result<(), StepError>,
+        refetch: Option<&dyn Fn() -> Result<(), StepError>>,
     ) -> Result<Value, StepError> {
-        let from_registry = path.starts_with(self.state.root.join("pulls"));
         let resolved = engine_export::open_oci_layout(path, reference, platform)
             .map_err(|e| msg(format!("cannot read OCI layout `{}`: {e}", path.display())))?;
         let key = key_of(
@@ -354,11 +351,13 @@ impl Runner<'_> {
             let _using = store.using().map_err(cache_err)?;
             let intact = blobs.iter().all(|b| store.blob_ok(&b.digest, Some(b.size)))
                 && store.blob_ok(&resolved.config_descriptor.digest, None);
-            if !intact && from_registry {
-                refetch()?;
-            } else if !intact {
-                engine_export::import_blobs(&resolved, path, &self.state.blobs)
-                    .map_err(|e| msg(e.to_string()))?;
+            match refetch {
+                _ if intact => {}
+                Some(refetch) => refetch()?,
+                None => {
+                    engine_export::import_blobs(&resolved, path, &self.state.blobs)
+                        .map_err(|e| msg(e.to_string()))?;
+                }
             }
             let mut items: Vec<LeaseItem> =
                 blobs.iter().map(|b| LeaseItem::Blob(b.digest)).collect();

@@ -50,6 +50,12 @@ pub struct Client {
     auth: Mutex<HashMap<String, String>>,
 }
 
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
+}
+
 impl Default for Client {
     fn default() -> Self {
         Self::new()

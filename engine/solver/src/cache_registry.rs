@@ -11,15 +11,11 @@ use std::path::Path;
 use engine_cache::Digest;
 use engine_registry::{Client, Reference};
 
-use crate::cache_share::{CACHE_REF_NAME, MEDIA_TYPE_CACHE};
+use crate::cache_share::{blob_path, CACHE_REF_NAME, MEDIA_TYPE_CACHE};
 use crate::run::StepError;
 
 fn err(s: impl Into<String>) -> StepError {
     StepError::Message(s.into())
-}
-
-fn blob_path(dir: &Path, d: &Digest) -> std::path::PathBuf {
-    dir.join("blobs").join("sha256").join(d.hex())
 }
 
 fn descriptor(v: &serde_json::Value) -> Option<(Digest, u64)> {
@@ -94,11 +90,11 @@ pub fn fetch(client: &Client, r: &Reference, dir: &Path) -> Result<bool, StepErr
     let records = client
         .blob_bytes(r, &config_digest)
         .map_err(|e| err(format!("reading the cache `{r}`: {e}")))?;
-    let blobs = dir.join("blobs").join("sha256");
     let io = |e: std::io::Error| err(format!("writing {}: {e}", dir.display()));
-    fs::create_dir_all(&blobs).map_err(io)?;
-    fs::write(blobs.join(fetched.digest.hex()), &fetched.bytes).map_err(io)?;
-    fs::write(blobs.join(config_digest.hex()), &records).map_err(io)?;
+    let manifest_path = blob_path(dir, &fetched.digest);
+    fs::create_dir_all(manifest_path.parent().expect("blob paths have a parent")).map_err(io)?;
+    fs::write(manifest_path, &fetched.bytes).map_err(io)?;
+    fs::write(blob_path(dir, &config_digest), &records).map_err(io)?;
     fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(io)?;
     let index = serde_json::json!({
         "schemaVersion": 2,

@@ -58,7 +58,7 @@ fn ioe(what: &str, p: &Path) -> impl FnOnce(io::Error) -> StepError {
     move |source| StepError::Io { context: c, source }
 }
 
-fn blob_path(dir: &Path, d: &Digest) -> PathBuf {
+pub(crate) fn blob_path(dir: &Path, d: &Digest) -> PathBuf {
     dir.join("blobs").join("sha256").join(d.hex())
 }
 
@@ -158,6 +158,8 @@ pub struct ImportedCache {
     /// Layout dirs fetched from a registry (`cache_registry::fetch`): they
     /// hold no layer blobs, which are downloaded when a step needs one.
     pub remotes: BTreeMap<PathBuf, engine_registry::Reference>,
+    /// One client for every download, so a registry's token is asked once.
+    pub client: engine_registry::Client,
 }
 
 impl ImportedCache {
@@ -168,7 +170,7 @@ impl ImportedCache {
         }
         Ok(ImportedCache {
             sources,
-            remotes: BTreeMap::new(),
+            ..Default::default()
         })
     }
 
@@ -214,7 +216,8 @@ impl ImportedCache {
         let mut applied = false;
         for (tag, layer) in &record.layers {
             let StepLayer::Blob(b) = layer else { continue };
-            if !import_blob(state, src, b, self.remotes.get(src)) {
+            let remote = self.remotes.get(src).map(|r| (&self.client, r));
+            if !import_blob(state, src, b, remote) {
                 continue;
             }
             if !applied {
@@ -237,7 +240,7 @@ fn import_blob(
     state: &StateDir,
     src: &Path,
     b: &LayerRef,
-    remote: Option<&engine_registry::Reference>,
+    remote: Option<(&engine_registry::Client, &engine_registry::Reference)>,
 ) -> bool {
     let store = &state.store;
     let Ok(_using) = store.using() else {
@@ -251,8 +254,9 @@ fn import_blob(
     let p = blob_path(src, &b.digest);
     let Ok(f) = fs::File::open(&p) else {
         // A registry cache: download it (the store checks the digest).
-        let Some(r) = remote else { return false };
-        let client = engine_registry::Client::new();
+        let Some((client, r)) = remote else {
+            return false;
+        };
         return match client.blob_into_store(r, &b.digest, &state.blobs) {
             Ok(size) if size == b.size => store
                 .session()

@@ -69,6 +69,27 @@ struct CacheSpec {
     registry: Option<engine_registry::Reference>,
 }
 
+/// A TOML exporter table as the buildx-style string the flags take.
+fn exporter_spec(e: &engine_toml::Exporter) -> String {
+    let mut spec = format!("type={}", e.kind);
+    for (k, v) in &e.attrs {
+        spec.push_str(&format!(",{k}={v}"));
+    }
+    spec
+}
+
+/// `MANIFEST (config CONFIG)`: the digest line of an exported image.
+fn digest_line(result: &engine_export::ExportResult) -> String {
+    format!(
+        "{} (config {})",
+        result.manifest_digest(),
+        result
+            .config_digest()
+            .map(|d| d.to_string())
+            .unwrap_or_default()
+    )
+}
+
 /// The `cache-from` and `cache-to` entries of TOML images, relative paths
 /// taken from the spec's directory.
 fn toml_cache_specs(
@@ -85,11 +106,7 @@ fn toml_cache_specs(
             (&t.cache_to, "--cache-to", &mut to),
         ] {
             for e in entries {
-                let mut raw = format!("type={}", e.kind);
-                for (k, v) in &e.attrs {
-                    raw.push_str(&format!(",{k}={v}"));
-                }
-                let mut spec = parse_cache_spec(flag, &raw).map_err(|f| match f {
+                let mut spec = parse_cache_spec(flag, &exporter_spec(e)).map_err(|f| match f {
                     Failure::Message { message, hint } => Failure::Message {
                         message: format!("image `{}` of the spec: {message}", t.name),
                         hint,
@@ -383,17 +400,7 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                         crate::push::push(&registry, &state.blobs, &plan, name)?;
                         eprintln!("pushed {name}@{}", plan.root.1);
                     }
-                    digest_lines.push((
-                        name.clone(),
-                        format!(
-                            "{} (config {})",
-                            plan.result.manifest_digest(),
-                            plan.result
-                                .config_digest()
-                                .map(|d| d.to_string())
-                                .unwrap_or_default()
-                        ),
-                    ));
+                    digest_lines.push((name.clone(), digest_line(&plan.result)));
                 }
                 Kind::Docker | Kind::OciTar | Kind::OciDir => {
                     let image = engine_solver::image::assemble(&state, value, &platform, settings)
@@ -425,17 +432,7 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                         ),
                     }
                     .map_err(|e| fail(e.to_string()))?;
-                    digest_lines.push((
-                        name.clone(),
-                        format!(
-                            "{} (config {})",
-                            result.manifest_digest(),
-                            result
-                                .config_digest()
-                                .map(|d| d.to_string())
-                                .unwrap_or_default()
-                        ),
-                    ));
+                    digest_lines.push((name.clone(), digest_line(&result)));
                 }
             }
         }
@@ -615,11 +612,7 @@ fn exports_per_target(
         } else {
             let mut v = Vec::new();
             for e in &t.outputs {
-                let mut spec = format!("type={}", e.kind);
-                for (k, val) in &e.attrs {
-                    spec.push_str(&format!(",{k}={val}"));
-                }
-                let mut o = outputs::parse(&spec)?;
+                let mut o = outputs::parse(&exporter_spec(e))?;
                 if o.dest.is_relative() {
                     o.dest = base.join(&o.dest);
                 }

@@ -9,10 +9,11 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod common;
 
 fn engine() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_engine"));
@@ -32,54 +33,6 @@ fn check(out: Output, what: &str) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-/// A busybox base image as an OCI layout, built by the engine itself from
-/// Debian's busybox-static, once per test process.
-fn busybox() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        assert!(
-            Path::new("/bin/busybox").exists(),
-            "/bin/busybox is missing: install Debian's busybox-static"
-        );
-        let base =
-            std::env::temp_dir().join(format!("engine-cache-test-bb-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
-        let rootfs = base.join("ctx/rootfs");
-        for d in ["bin", "etc", "tmp", "root"] {
-            std::fs::create_dir_all(rootfs.join(d)).unwrap();
-        }
-        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-        for applet in [
-            "sh", "echo", "cat", "sleep", "ls", "id", "date", "mkdir", "touch", "wc", "head", "dd",
-            "true", "test", "grep", "rm",
-        ] {
-            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
-        }
-        std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-        std::fs::write(
-            base.join("ctx/Dockerfile"),
-            "FROM scratch\nCOPY rootfs/ /\n",
-        )
-        .unwrap();
-        check(
-            engine()
-                .args(["build", "--progress", "quiet", "--cache-dir"])
-                .arg(base.join("cache"))
-                .arg("-o")
-                .arg(format!(
-                    "type=oci,dest={},tar=false",
-                    base.join("layout").display()
-                ))
-                .arg(base.join("ctx"))
-                .output()
-                .unwrap(),
-            "building the busybox base",
-        );
-        let _ = std::fs::remove_dir_all(base.join("cache"));
-        base.join("layout")
-    })
 }
 
 /// A context directory with a Dockerfile and files.
@@ -140,7 +93,7 @@ fn build_cmd(ctx: &Path, cache: &Path, out: &Path, extra: &[&str]) -> Command {
     c.args(["build", "--progress", "json", "--cache-dir"])
         .arg(cache)
         .arg("--build-context")
-        .arg(format!("busybox=oci-layout://{}", busybox().display()))
+        .arg(common::busybox_context_flag())
         .arg("-o")
         .arg(format!("type=oci,dest={},tar=false", out.display()))
         .args(extra)

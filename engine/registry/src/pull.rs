@@ -126,7 +126,7 @@ pub fn pull(
     };
     let m: Value =
         serde_json::from_slice(&manifest).map_err(|e| bad(r, &format!("manifest: {e}")))?;
-    let (config_mt, config, _) = m
+    let (_, config, _) = m
         .get("config")
         .and_then(descriptor)
         .ok_or_else(|| bad(r, "manifest without a config"))?;
@@ -155,7 +155,6 @@ pub fn pull(
             Ok(b) if Digest::of(&b) == config => b,
             _ => client.blob_bytes(r, &config)?,
         };
-        let _ = config_mt;
         write_layout(&layout, &m, &manifest, &digest, &config, &config_bytes)
             .map_err(|e| bad(r, &format!("writing {}: {e}", layout.display())))?;
     }

@@ -10,11 +10,9 @@ use ureq::http::Response;
 use ureq::Body;
 
 use crate::auth::{basic_credentials, parse_challenge, Challenge};
+use crate::limit::{self, copy_limited, Cap, CopyError, Limit, MANIFEST_CAP, TOKEN_CAP};
 use crate::reference::Reference;
 use crate::{Error, Result, MANIFEST_ACCEPT};
-
-/// Manifests and configs are small; anything bigger is refused.
-const MAX_DOCUMENT: u64 = 32 << 20;
 
 /// A manifest or index as fetched.
 #[derive(Debug, Clone)]
@@ -187,11 +185,16 @@ impl Client {
             url.push_str(&format!("&service={s}"));
         }
         let basic = basic_credentials(&r.registry).map(|b| format!("Basic {b}"));
-        let mut resp = self.raw(Method::Get, &url, &[], basic.as_deref(), None)?;
+        let resp = self.raw(Method::Get, &url, &[], basic.as_deref(), None)?;
         if !resp.status().is_success() {
             return Err(self.status_error(Method::Get, &url, resp));
         }
-        let v: serde_json::Value = serde_json::from_slice(&read_limited(&mut resp, &url)?)
+        let limit = Limit::Cap(Cap {
+            size: TOKEN_CAP,
+            of: "a token answer",
+        });
+        limit::check_announced(&url, resp.body().content_length(), limit)?;
+        let v: serde_json::Value = serde_json::from_slice(&read_body(resp, &url, &url, limit)?)
             .map_err(|e| Error::Other(format!("{url}: token answer: {e}")))?;
         v.get("token")
             .or_else(|| v.get("access_token"))
@@ -226,22 +229,51 @@ impl Client {
         }
     }
 
-    /// The manifest or index `r` names. Checked against the reference's
-    /// digest when it has one.
+    /// GET `url` for a download held to `limit`: the response, once its
+    /// status is a success and its Content-Length (when it has one) is
+    /// within the limit.
+    fn get_limited(
+        &self,
+        r: &Reference,
+        url: &str,
+        headers: &[(&str, String)],
+        subject: &str,
+        limit: Limit,
+    ) -> Result<Response<Body>> {
+        let resp = self.request(Method::Get, url, r, false, headers, None)?;
+        if !resp.status().is_success() {
+            return Err(self.status_error(Method::Get, url, resp));
+        }
+        limit::check_announced(subject, resp.body().content_length(), limit)?;
+        Ok(resp)
+    }
+
+    /// The manifest or index `r` names (by tag, or by a digest nothing
+    /// declared a size for): at most [`MANIFEST_CAP`] bytes. Checked
+    /// against the reference's digest when it has one.
     pub fn manifest(&self, r: &Reference) -> Result<Fetched> {
+        self.fetch_manifest(r, &format!("`{r}`"), Limit::Cap(MANIFEST_CAP))
+    }
+
+    /// The manifest an index lists as `size` bytes under `r`'s digest:
+    /// exactly that many bytes, and at most [`MANIFEST_CAP`].
+    pub fn manifest_in_index(&self, r: &Reference, size: u64) -> Result<Fetched> {
+        let subject = r.digest.clone().unwrap_or_else(|| format!("`{r}`"));
+        let limit = limit::check_declared(&subject, size, "its index", MANIFEST_CAP)?;
+        self.fetch_manifest(r, &subject, limit)
+    }
+
+    fn fetch_manifest(&self, r: &Reference, subject: &str, limit: Limit) -> Result<Fetched> {
         let url = format!("{}/manifests/{}", Self::base(r), r.object());
         let accept = vec![("Accept", MANIFEST_ACCEPT.join(", "))];
-        let mut resp = self.request(Method::Get, &url, r, false, &accept, None)?;
-        if !resp.status().is_success() {
-            return Err(self.status_error(Method::Get, &url, resp));
-        }
+        let resp = self.get_limited(r, &url, &accept, subject, limit)?;
         let media_type = resp
             .headers()
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .map(|s| s.split(';').next().unwrap_or(s).trim().to_string())
             .unwrap_or_default();
-        let bytes = read_limited(&mut resp, &url)?;
+        let bytes = read_body(resp, &url, subject, limit)?;
         let digest = Digest::of(&bytes);
         if let Some(want) = &r.digest {
             if digest.to_string() != *want {
@@ -265,14 +297,21 @@ impl Client {
         })
     }
 
-    /// A small blob (a config), checked against its digest.
-    pub fn blob_bytes(&self, r: &Reference, digest: &Digest) -> Result<Vec<u8>> {
+    /// A small blob (a config) that a manifest declares as `size` bytes,
+    /// read into memory (so refused when `size` is over `cap`) and checked
+    /// against its digest.
+    pub fn blob_bytes(
+        &self,
+        r: &Reference,
+        digest: &Digest,
+        size: u64,
+        cap: Cap,
+    ) -> Result<Vec<u8>> {
+        let subject = digest.to_string();
+        let limit = limit::check_declared(&subject, size, "its manifest", cap)?;
         let url = format!("{}/blobs/{digest}", Self::base(r));
-        let mut resp = self.request(Method::Get, &url, r, false, &[], None)?;
-        if !resp.status().is_success() {
-            return Err(self.status_error(Method::Get, &url, resp));
-        }
-        let bytes = read_limited(&mut resp, &url)?;
+        let resp = self.get_limited(r, &url, &[], &subject, limit)?;
+        let bytes = read_body(resp, &url, &subject, limit)?;
         let actual = Digest::of(&bytes);
         if actual != *digest {
             return Err(Error::Digest {
@@ -285,33 +324,44 @@ impl Client {
         Ok(bytes)
     }
 
-    /// Stream a blob into the store; the store checks the digest before
-    /// the blob gets its name.
+    /// Stream a blob that a manifest declares as `size` bytes into the
+    /// store. Reading stops one byte past `size`; a longer or shorter body
+    /// is discarded, and the store checks the digest before the blob gets
+    /// its name.
     pub fn blob_into_store(
         &self,
         r: &Reference,
         digest: &Digest,
+        size: u64,
         store: &BlobStore,
     ) -> Result<u64> {
+        let subject = digest.to_string();
+        let limit = Limit::Declared {
+            size,
+            by: "its manifest",
+        };
         let url = format!("{}/blobs/{digest}", Self::base(r));
-        let resp = self.request(Method::Get, &url, r, false, &[], None)?;
-        if !resp.status().is_success() {
-            return Err(self.status_error(Method::Get, &url, resp));
-        }
+        let resp = self.get_limited(r, &url, &[], &subject, limit)?;
         let mut reader = resp.into_body().into_reader();
-        let (_, size) = store
-            .put_reader(&mut reader, Some(digest))
-            .map_err(|e| match e {
-                engine_cache::BlobError::DigestMismatch {
-                    expected, actual, ..
-                } => Error::Digest {
-                    what: "blob",
-                    url: url.clone(),
-                    expected: expected.to_string(),
-                    actual: actual.to_string(),
-                },
-                other => Error::Blob(other),
-            })?;
+        let mut writer = store.writer()?;
+        // On an error the writer is dropped, and its temp file with it.
+        copy_limited(&mut reader, &mut writer, &subject, limit).map_err(|e| match e {
+            CopyError::Write(e) => {
+                Error::Other(format!("writing blob {digest} into the store: {e}"))
+            }
+            other => copy_error(other, &url),
+        })?;
+        let (_, size) = writer.commit(Some(digest)).map_err(|e| match e {
+            engine_cache::BlobError::DigestMismatch {
+                expected, actual, ..
+            } => Error::Digest {
+                what: "blob",
+                url: url.clone(),
+                expected: expected.to_string(),
+                actual: actual.to_string(),
+            },
+            other => Error::Blob(other),
+        })?;
         Ok(size)
     }
 
@@ -391,14 +441,206 @@ impl Client {
     }
 }
 
-fn read_limited(resp: &mut Response<Body>, url: &str) -> Result<Vec<u8>> {
-    resp.body_mut()
-        .with_config()
-        .limit(MAX_DOCUMENT)
-        .read_to_vec()
-        .map_err(|e| Error::Http {
+/// A response body read into memory, held to `limit`.
+fn read_body(resp: Response<Body>, url: &str, subject: &str, limit: Limit) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut reader = resp.into_body().into_reader();
+    copy_limited(&mut reader, &mut out, subject, limit).map_err(|e| copy_error(e, url))?;
+    Ok(out)
+}
+
+fn copy_error(e: CopyError, url: &str) -> Error {
+    match e {
+        CopyError::Size(e) => Error::Size(e),
+        CopyError::Read(e) | CopyError::Write(e) => Error::Http {
             method: "GET",
             url: url.to_string(),
             message: e.to_string(),
-        })
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::SizeError;
+
+    /// How the hostile server answers every request.
+    #[derive(Clone, Copy)]
+    enum Answer {
+        /// An endless body (2 GiB at most), close-delimited or chunked.
+        Endless { chunked: bool },
+        /// A Content-Length of this many bytes (then an endless body).
+        Announce(u64),
+        /// This body, close-delimited.
+        Body(&'static [u8]),
+    }
+
+    /// A registry on 127.0.0.1 that answers `answer` to everything.
+    fn serve(answer: Answer) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                std::thread::spawn(move || answer_one(conn, answer));
+            }
+        });
+        addr
+    }
+
+    fn answer_one(conn: std::net::TcpStream, answer: Answer) {
+        let mut reader = BufReader::new(conn.try_clone().unwrap());
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                break;
+            }
+        }
+        let mut w = conn;
+        let head =
+            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n";
+        let chunk = vec![b'x'; 64 * 1024];
+        let endless = |w: &mut std::net::TcpStream, chunked: bool| {
+            let mut sent = 0u64;
+            while sent < 2 << 30 {
+                let ok = if chunked {
+                    write!(w, "{:x}\r\n", chunk.len())
+                        .and_then(|_| w.write_all(&chunk))
+                        .and_then(|_| w.write_all(b"\r\n"))
+                } else {
+                    w.write_all(&chunk)
+                };
+                if ok.is_err() {
+                    return;
+                }
+                sent += chunk.len() as u64;
+            }
+        };
+        match answer {
+            Answer::Endless { chunked } => {
+                let te = if chunked {
+                    "Transfer-Encoding: chunked\r\n"
+                } else {
+                    ""
+                };
+                if write!(w, "{head}{te}\r\n").is_ok() {
+                    endless(&mut w, chunked);
+                }
+            }
+            Answer::Announce(n) => {
+                if write!(w, "{head}Content-Length: {n}\r\n\r\n").is_ok() {
+                    endless(&mut w, false);
+                }
+            }
+            Answer::Body(b) => {
+                let _ = write!(w, "{head}\r\n").and_then(|_| w.write_all(b));
+            }
+        }
+    }
+
+    fn store() -> (tempfile::TempDir, BlobStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    fn assert_nothing_kept(store: &BlobStore) {
+        assert!(store.list().unwrap().is_empty(), "no blob kept");
+        let ingest: Vec<_> = std::fs::read_dir(store.root().join("ingest"))
+            .unwrap()
+            .collect();
+        assert!(ingest.is_empty(), "no temp file left: {ingest:?}");
+    }
+
+    fn reference(addr: &str) -> Reference {
+        Reference::parse(&format!("{addr}/evil:1")).unwrap()
+    }
+
+    #[test]
+    fn a_blob_streamed_past_its_declared_size_is_discarded() {
+        for chunked in [false, true] {
+            let r = reference(&serve(Answer::Endless { chunked }));
+            let (_d, store) = store();
+            let digest = Digest::of(b"what the manifest names");
+            let start = Instant::now();
+            let e = Client::new()
+                .blob_into_store(&r, &digest, 104, &store)
+                .unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("registry sent more than the 104 bytes its manifest declares for {digest}; download discarded")
+            );
+            assert!(start.elapsed() < Duration::from_secs(10), "fails fast");
+            assert_nothing_kept(&store);
+        }
+    }
+
+    #[test]
+    fn a_content_length_over_the_declared_size_is_refused_up_front() {
+        let r = reference(&serve(Answer::Announce(2 << 30)));
+        let (_d, store) = store();
+        let digest = Digest::of(b"x");
+        let e = Client::new()
+            .blob_into_store(&r, &digest, 104, &store)
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::Size(SizeError::Announced { announced, .. }) if announced == 2 << 30),
+            "{e}"
+        );
+        assert!(e.to_string().ends_with("download refused"), "{e}");
+        assert_nothing_kept(&store);
+    }
+
+    #[test]
+    fn a_blob_shorter_than_declared_is_discarded() {
+        let r = reference(&serve(Answer::Body(&[b'x'; 50])));
+        let (_d, store) = store();
+        let digest = Digest::of(&[b'x'; 104]);
+        let e = Client::new()
+            .blob_into_store(&r, &digest, 104, &store)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("registry sent only 50 of the 104 bytes its manifest declares for {digest}; download discarded")
+        );
+        assert_nothing_kept(&store);
+    }
+
+    #[test]
+    fn a_blob_of_its_declared_size_is_stored() {
+        let r = reference(&serve(Answer::Body(b"good layer bytes")));
+        let (_d, store) = store();
+        let digest = Digest::of(b"good layer bytes");
+        let size = Client::new()
+            .blob_into_store(&r, &digest, 16, &store)
+            .unwrap();
+        assert_eq!(size, 16);
+        assert_eq!(store.list().unwrap(), vec![digest]);
+    }
+
+    #[test]
+    fn documents_are_capped() {
+        // A manifest by tag: nothing declares its size, the cap holds it.
+        let r = reference(&serve(Answer::Endless { chunked: true }));
+        let e = Client::new().manifest(&r).unwrap_err();
+        assert!(
+            matches!(e, Error::Size(SizeError::TooLong { limit: Limit::Cap(c), .. }) if c == MANIFEST_CAP),
+            "{e}"
+        );
+        // A config declared bigger than a config may be: refused before
+        // anything is asked (nothing listens on port 1).
+        let r = reference("127.0.0.1:1");
+        let e = Client::new()
+            .blob_bytes(&r, &Digest::of(b"c"), 2 << 30, crate::CONFIG_CAP)
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::Size(SizeError::DeclaredOverCap { .. })),
+            "{e}"
+        );
+    }
 }

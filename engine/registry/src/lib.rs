@@ -10,14 +10,18 @@
 //! for a bearer token get one from the realm they name.
 //!
 //! Every blob read from a registry is checked against its digest before it
-//! is kept; a manifest fetched by digest is checked too.
+//! is kept; a manifest fetched by digest is checked too. Every download is
+//! held to the size its descriptor declares, or to a cap when nothing
+//! declares one (`limit.rs`): reading stops one byte past it.
 
 mod auth;
 mod client;
+mod limit;
 pub mod pull;
 mod reference;
 
 pub use client::{Client, Fetched};
+pub use limit::{Cap, Limit, SizeError, CONFIG_CAP, MANIFEST_CAP};
 pub use reference::Reference;
 
 /// Media types a manifest request accepts, most specific first.
@@ -52,6 +56,8 @@ pub enum Error {
         expected: String,
         actual: String,
     },
+    #[error("{0}")]
+    Size(#[from] SizeError),
     #[error("{0}")]
     Blob(#[from] engine_cache::BlobError),
     #[error("{0}")]

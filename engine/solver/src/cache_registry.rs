@@ -11,7 +11,7 @@ use std::path::Path;
 use engine_cache::Digest;
 use engine_registry::{Client, Reference};
 
-use crate::cache_share::{blob_path, CACHE_REF_NAME, MEDIA_TYPE_CACHE};
+use crate::cache_share::{blob_path, CACHE_REF_NAME, MAX_DOC, MEDIA_TYPE_CACHE};
 use crate::run::StepError;
 
 fn err(s: impl Into<String>) -> StepError {
@@ -84,11 +84,15 @@ pub fn fetch(client: &Client, r: &Reference, dir: &Path) -> Result<bool, StepErr
     if !is_cache {
         return Err(err(format!("`{r}` is not an engine build cache")));
     }
-    let (config_digest, _) = config
+    let (config_digest, config_size) = config
         .and_then(descriptor)
         .ok_or_else(|| err(format!("cache manifest of `{r}` has no config")))?;
+    let cap = engine_registry::Cap {
+        size: MAX_DOC,
+        of: "a cache's records",
+    };
     let records = client
-        .blob_bytes(r, &config_digest)
+        .blob_bytes(r, &config_digest, config_size, cap)
         .map_err(|e| err(format!("reading the cache `{r}`: {e}")))?;
     let io = |e: std::io::Error| err(format!("writing {}: {e}", dir.display()));
     let manifest_path = blob_path(dir, &fetched.digest);

@@ -30,7 +30,7 @@ pub const MEDIA_TYPE_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 /// `org.opencontainers.image.ref.name` of the cache manifest in `index.json`.
 pub const CACHE_REF_NAME: &str = "engine-cache";
 /// Largest records blob or manifest read back (64 MiB).
-const MAX_DOC: u64 = 64 << 20;
+pub(crate) const MAX_DOC: u64 = 64 << 20;
 
 /// The records blob.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -253,12 +253,13 @@ fn import_blob(
     }
     let p = blob_path(src, &b.digest);
     let Ok(f) = fs::File::open(&p) else {
-        // A registry cache: download it (the store checks the digest).
+        // A registry cache: download it, held to the recorded size (the
+        // store checks the digest).
         let Some((client, r)) = remote else {
             return false;
         };
-        return match client.blob_into_store(r, &b.digest, &state.blobs) {
-            Ok(size) if size == b.size => store
+        return match client.blob_into_store(r, &b.digest, b.size, &state.blobs) {
+            Ok(_) => store
                 .session()
                 .add(engine_cache::LeaseItem::Blob(b.digest))
                 .is_ok(),

@@ -111,6 +111,16 @@ pub struct BuildArgs {
     /// OCI runtime for RUN steps: the built-in sandbox, runc, crun or a path
     #[arg(long, default_value = "builtin")]
     pub runtime: String,
+    /// Grant an entitlement to RUN steps: network.host (RUN --network=host),
+    /// security.insecure (RUN --security=insecure)
+    #[arg(long = "allow", value_name = "ENTITLEMENT", value_delimiter = ',')]
+    pub allow: Vec<String>,
+    /// Memory limit of each RUN step (e.g. 512m, 4g; default: none)
+    #[arg(long = "memory", short = 'm', value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// Most processes and threads of each RUN step at once (default: 4096; -1: no limit)
+    #[arg(long = "pids-limit", value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -16,6 +16,33 @@ pub(crate) fn hosts(hostname: &str) -> String {
     format!("127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n")
 }
 
+/// `/etc/resolv.conf` of a RUN step in a private network namespace: the host's, with
+/// its loopback resolvers (systemd-resolved's 127.0.0.53, a local dnsmasq), which the
+/// namespace cannot reach, replaced by slirp4netns's forwarder.
+pub(crate) fn private_resolv_conf(host: &str) -> String {
+    let mut out = String::new();
+    let mut forwarder = false;
+    for line in host.lines() {
+        let mut words = line.split_whitespace();
+        if words.next() == Some("nameserver") {
+            let addr = words.next().unwrap_or("");
+            let loopback = addr
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|a| a.is_loopback());
+            if loopback {
+                if !forwarder {
+                    forwarder = true;
+                    out.push_str(&format!("nameserver {}\n", crate::net::SLIRP_DNS));
+                }
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 /// `/etc/resolv.conf` of a RUN step: the host's, or public resolvers when it has none.
 pub(crate) fn resolv_conf() -> String {
     let mut text = String::new();
@@ -81,7 +108,11 @@ impl Prepared {
             std::fs::write(&p, text).map_err(|e| Error::io(format!("write {}", p.display()), e))?;
             Ok::<_, Error>(p)
         };
-        let resolv_conf = write("resolv.conf", resolv_conf())?;
+        let resolv = match spec.network {
+            crate::spec::Network::Private => private_resolv_conf(&resolv_conf()),
+            _ => resolv_conf(),
+        };
+        let resolv_conf = write("resolv.conf", resolv)?;
         let hosts = write("hosts", hosts(&spec.hostname))?;
         Ok(Prepared {
             dir,
@@ -101,6 +132,10 @@ impl Prepared {
             resolv_conf: self.resolv_conf.clone(),
             hosts: self.hosts.clone(),
             parent_pid: std::process::id(),
+            slirp: match spec.network {
+                crate::spec::Network::Private => crate::net::slirp4netns_path(),
+                _ => None,
+            },
         }
     }
 }
@@ -123,6 +158,17 @@ mod tests {
         let h = hosts("box");
         assert!(h.starts_with("127.0.0.1\tlocalhost box\n"));
         assert!(h.contains("::1\tlocalhost"));
+    }
+
+    #[test]
+    fn private_resolv_conf_replaces_loopback_resolvers() {
+        let r = private_resolv_conf(
+            "search example.org\nnameserver 127.0.0.53\nnameserver ::1\nnameserver 10.1.2.3\n",
+        );
+        assert_eq!(
+            r,
+            "search example.org\nnameserver 10.0.2.3\nnameserver 10.1.2.3\n"
+        );
     }
 
     #[test]

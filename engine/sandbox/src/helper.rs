@@ -187,3 +187,25 @@ pub(crate) fn stubs(messages: &[Message]) -> Vec<crate::proto::Stub> {
         })
         .collect()
 }
+
+/// The warnings a helper reported, as lines for the step's output.
+pub(crate) fn write_warnings(messages: &[Message], stderr: &mut (dyn Write + Send)) {
+    for m in messages {
+        if let Message::Warning(w) = m {
+            let _ = writeln!(stderr, "engine: warning: {w}");
+        }
+    }
+}
+
+/// The limit error to report for a run that ended with `status`, if it ran into one:
+/// a refused fork always (a fork bomb's first shell exits 0), the memory limit when
+/// the command failed.
+pub(crate) fn limit_error(messages: &[Message], status: crate::ExitStatus) -> Option<Error> {
+    messages.iter().find_map(|m| match m {
+        Message::Limit(crate::cgroup::Hit::Pids(n)) => Some(Error::PidsLimit(*n)),
+        Message::Limit(crate::cgroup::Hit::Memory(n)) if !status.success() => {
+            Some(Error::MemoryLimit(*n))
+        }
+        _ => None,
+    })
+}

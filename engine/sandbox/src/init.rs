@@ -26,30 +26,15 @@ use std::path::Path;
 
 use rustix::fs::{self as rfs, FileType, Mode, OFlags};
 
+use crate::cgroup::Cgroup;
 use crate::mounts::{self, attach, clone_fd, clone_path, new_fs};
 use crate::proto::{InitRequest, Message, Mode as RunMode, Stub, MAX_REQUEST};
 use crate::root::{open_root, resolve, Create};
-use crate::spec::{MountKind, Network, Rootfs, RunSpec, User, DEFAULT_PATH};
+use crate::spec::{MountKind, Rootfs, RunSpec, User, DEFAULT_PATH};
 use crate::sys::{self, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+use crate::{caps, net, seccomp};
 
 type R<T> = Result<T, String>;
-
-/// Docker's default capability set: CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID,
-/// SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP.
-pub(crate) const DEFAULT_CAPS: u64 = (1 << 0)
-    | (1 << 1)
-    | (1 << 3)
-    | (1 << 4)
-    | (1 << 5)
-    | (1 << 6)
-    | (1 << 7)
-    | (1 << 8)
-    | (1 << 10)
-    | (1 << 13)
-    | (1 << 18)
-    | (1 << 27)
-    | (1 << 29)
-    | (1 << 31);
 
 /// Docker's masked paths: files get `/dev/null` bound over them, directories an empty
 /// read-only tmpfs.
@@ -153,10 +138,7 @@ fn setup_and_run(status: &Status) -> R<i32> {
 
     match &req.mode {
         RunMode::Builtin => run_builtin(&req, status),
-        RunMode::Oci { argv, config } => match run_oci(&req, argv, config, status) {
-            Ok(never) => match never {},
-            Err(e) => Err(e),
-        },
+        RunMode::Oci { argv, config } => run_oci(&req, argv, config, status),
     }
 }
 
@@ -176,6 +158,25 @@ fn sigset(signals: &[libc::c_int]) -> libc::sigset_t {
 }
 
 fn run_builtin(req: &InitRequest, status: &Status) -> R<i32> {
+    let cgroup = match Cgroup::create(req.spec.limits, false) {
+        Ok(c) => c,
+        Err(e) => {
+            status.send(&Message::Warning(format!(
+                "this RUN step runs without process and memory limits: {e}"
+            )));
+            None
+        }
+    };
+    let r = supervise(req, status, cgroup.as_ref());
+    if let Some(c) = cgroup {
+        c.remove();
+    }
+    r
+}
+
+/// Forks the sandbox's PID 1 inside the run's network namespace and cgroup, waits for
+/// it, and reports how it ended.
+fn supervise(req: &InitRequest, status: &Status, cgroup: Option<&Cgroup>) -> R<i32> {
     let watched = sigset(&[
         libc::SIGCHLD,
         libc::SIGTERM,
@@ -186,11 +187,19 @@ fn run_builtin(req: &InitRequest, status: &Status) -> R<i32> {
     // SAFETY: valid sigset; blocking before the fork leaves no window for a lost signal.
     unsafe { libc::sigprocmask(libc::SIG_BLOCK, &watched, std::ptr::null_mut()) };
 
+    // The helper itself moves into the run's network namespace: the NAT process it
+    // starts stays in the host's, and the sandbox inherits the new one.
+    let slirp = net::enter(req.spec.network, req.slirp.as_deref())?;
     // The child watches the read end: it sees a hang-up once the helper is gone.
     let (life_r, life_w) =
         rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(errno_ctx("pipe"))?;
     // SAFETY: plain syscall; affects only children created from now on.
     sys::cvt(unsafe { libc::unshare(libc::CLONE_NEWPID) }).map_err(ctx("unshare pid namespace"))?;
+    // Join the cgroup just for the fork: the child is born in it, the helper and the
+    // NAT process stay out.
+    if let Some(c) = cgroup {
+        c.join()?;
+    }
     // SAFETY: this process is single-threaded (the helper never starts threads), so the
     // child may do anything.
     let pid = unsafe { libc::fork() };
@@ -205,6 +214,13 @@ fn run_builtin(req: &InitRequest, status: &Status) -> R<i32> {
         unsafe { libc::_exit(127) };
     }
     drop(life_r);
+    if let Some(c) = cgroup {
+        if let Err(e) = c.leave() {
+            // SAFETY: our unreaped child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            return Err(e);
+        }
+    }
 
     loop {
         // SAFETY: valid sigset; a null info pointer is allowed.
@@ -223,6 +239,9 @@ fn run_builtin(req: &InitRequest, status: &Status) -> R<i32> {
         // SAFETY: plain syscall.
         let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
         if r == pid {
+            if let Some(hit) = cgroup.and_then(Cgroup::hit) {
+                status.send(&Message::Limit(hit));
+            }
             let msg = if libc::WIFEXITED(st) {
                 Message::Exited(libc::WEXITSTATUS(st))
             } else {
@@ -230,6 +249,7 @@ fn run_builtin(req: &InitRequest, status: &Status) -> R<i32> {
             };
             status.send(&msg);
             drop(life_w);
+            drop(slirp);
             return Ok(0);
         }
     }
@@ -256,23 +276,18 @@ fn child(req: &InitRequest, status: &Status, life: OwnedFd) -> R<Infallible> {
     parent_alive(life.as_fd())?;
     let spec = &req.spec;
 
-    let mut flags =
-        libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWCGROUP;
-    if spec.network == Network::None {
-        flags |= libc::CLONE_NEWNET;
-    }
+    // The network namespace was chosen by the helper (see `net`); the cgroup namespace
+    // is made here, inside the run's cgroup, so the step sees its cgroup as the root.
+    let flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWCGROUP;
     // SAFETY: plain syscall.
     sys::cvt(unsafe { libc::unshare(flags) }).map_err(ctx("unshare namespaces"))?;
     mounts::make_rprivate().map_err(ctx("make mounts private"))?;
-    if spec.network == Network::None {
-        sys::loopback_up().map_err(ctx("bring up loopback"))?;
-    }
     rustix::system::sethostname(spec.hostname.as_bytes()).map_err(errno_ctx("sethostname"))?;
 
-    mount_rootfs(req)?;
+    mount_rootfs(req, rootfs_attrs(spec))?;
     let root = open_root(&req.root).map_err(ctx("open rootfs"))?;
     let mut stubs = Vec::new();
-    system_mounts(root.as_fd(), &mut stubs)?;
+    system_mounts(root.as_fd(), spec.insecure, &mut stubs)?;
     user_mounts(root.as_fd(), spec, true, &mut stubs)?;
     etc_files(root.as_fd(), req, true, &mut stubs)?;
     for s in stubs {
@@ -319,7 +334,8 @@ fn child(req: &InitRequest, status: &Status, life: OwnedFd) -> R<Infallible> {
             .map_err(ctx("make rootfs read-only"))?;
     }
 
-    drop_privileges(&user, spec.no_new_privileges)?;
+    new_session_keyring()?;
+    drop_privileges(&user, spec)?;
     reset_signals();
     // SAFETY: plain syscalls.
     unsafe {
@@ -335,13 +351,28 @@ fn child(req: &InitRequest, status: &Status, life: OwnedFd) -> R<Infallible> {
     Err(exec(&spec.args, &env))
 }
 
-fn mount_rootfs(req: &InitRequest) -> R<()> {
+/// Mount attributes of the rootfs: `nodev`, so that device nodes of the image (or made
+/// by the step, which may create them: images ship them) cannot be opened. Only the
+/// sandbox's own `/dev` entries, bound from the host, can. `--security=insecure` lifts it.
+fn rootfs_attrs(spec: &RunSpec) -> u64 {
+    if spec.insecure {
+        0
+    } else {
+        MOUNT_ATTR_NODEV
+    }
+}
+
+fn mount_rootfs(req: &InitRequest, attrs: u64) -> R<()> {
     match &req.spec.rootfs {
         Rootfs::Overlay { upper, work, .. } => {
-            mounts::mount_overlay(&req.lowers, upper, work, &req.root)
+            mounts::mount_overlay(&req.lowers, upper, work, &req.root, attrs)
         }
         Rootfs::Dir(dir) => {
             let m = clone_path(dir, true).map_err(ctx(format!("bind rootfs {}", dir.display())))?;
+            if attrs != 0 {
+                sys::mount_setattr(m.as_fd(), true, attrs)
+                    .map_err(ctx(format!("set rootfs attributes on {}", dir.display())))?;
+            }
             mounts::attach_path(m.as_fd(), &req.root)
                 .map_err(ctx(format!("attach rootfs on {}", req.root.display())))
         }
@@ -361,7 +392,7 @@ fn system_target(root: BorrowedFd<'_>, path: &str, stubs: &mut Vec<Stub>) -> R<O
     Ok(r.fd)
 }
 
-fn system_mounts(root: BorrowedFd<'_>, stubs: &mut Vec<Stub>) -> R<()> {
+fn system_mounts(root: BorrowedFd<'_>, insecure: bool, stubs: &mut Vec<Stub>) -> R<()> {
     let attach_to = |mnt: OwnedFd, target: OwnedFd, what: &str| {
         attach(mnt.as_fd(), target.as_fd()).map_err(ctx(format!("attach {what}")))
     };
@@ -374,12 +405,19 @@ fn system_mounts(root: BorrowedFd<'_>, stubs: &mut Vec<Stub>) -> R<()> {
     )?;
     attach_to(m, t, "/proc")?;
 
-    // /dev: a small tmpfs with a few host devices bound in.
+    // /dev: a small `nodev` tmpfs with a few host devices bound in (each bind is a
+    // mount of its own, from the host's /dev, so they stay usable): a node the step
+    // makes there with mknod cannot be opened.
     let t = system_target(root, "/dev", stubs)?;
+    let dev_attrs = if insecure {
+        MOUNT_ATTR_NOSUID
+    } else {
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV
+    };
     let m = new_fs(
         "tmpfs",
         &[("mode", Some("755")), ("size", Some("65536k"))],
-        MOUNT_ATTR_NOSUID,
+        dev_attrs,
     )?;
     attach_to(m, t, "/dev")?;
     let dev = system_target(root, "/dev", &mut Vec::new())?;
@@ -534,10 +572,14 @@ fn user_mounts(
                 }
                 let src = clone_path(source, true)
                     .map_err(ctx(format!("bind mount source {}", source.display())))?;
+                // Device nodes in a cache mount or a bound snapshot are as closed as
+                // those of the rootfs.
+                let mut attrs = MOUNT_ATTR_NODEV;
                 if *readonly {
-                    sys::mount_setattr(src.as_fd(), true, MOUNT_ATTR_RDONLY)
-                        .map_err(ctx(format!("make {} read-only", m.target)))?;
+                    attrs |= MOUNT_ATTR_RDONLY;
                 }
+                sys::mount_setattr(src.as_fd(), true, attrs)
+                    .map_err(ctx(format!("set attributes of {}", m.target)))?;
                 attach(src.as_fd(), target.as_fd())
                     .map_err(ctx(format!("bind mount on {}", m.target)))?;
             }
@@ -582,9 +624,38 @@ fn etc_files(
     Ok(())
 }
 
-fn drop_privileges(user: &User, no_new_privs: bool) -> R<()> {
+/// A fresh, empty session keyring, as runc gives each container: the engine's own
+/// session keyring (and, through it, keys it can reach) is not inherited.
+fn new_session_keyring() -> R<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: keyctl with a null name creates and joins an anonymous keyring.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<libc::c_char>(),
+        )
+    };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        // A kernel without keys support has nothing to leak.
+        if e.raw_os_error() != Some(libc::ENOSYS) {
+            return Err(format!("join a new session keyring: {e}"));
+        }
+    }
+    Ok(())
+}
+
+fn drop_privileges(user: &User, spec: &RunSpec) -> R<()> {
+    let caps = if spec.insecure { !0 } else { caps::DEFAULT };
+    // The filter goes on while CAP_SYS_ADMIN is still held, so that no_new_privs is not
+    // needed (it would break set-user-id programs such as sudo in RUN steps); everything
+    // from here to execve is allowed by it.
+    if !spec.insecure {
+        seccomp::docker_default(caps).install()?;
+    }
     for cap in 0..64u64 {
-        if DEFAULT_CAPS & (1 << cap) != 0 {
+        if caps & (1 << cap) != 0 {
             continue;
         }
         match sys::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0) {
@@ -602,7 +673,7 @@ fn drop_privileges(user: &User, no_new_privs: bool) -> R<()> {
         sys::cvt(libc::setresuid(user.uid, user.uid, user.uid)).map_err(ctx("setuid"))?;
     }
     // Root keeps Docker's default set; for anyone else setuid already emptied it.
-    let keep = DEFAULT_CAPS & sys::cap_permitted().map_err(ctx("capget"))?;
+    let keep = caps & sys::cap_permitted().map_err(ctx("capget"))?;
     sys::capset(keep, keep, 0).map_err(ctx("capset"))?;
     sys::prctl(
         libc::PR_CAP_AMBIENT,
@@ -610,7 +681,7 @@ fn drop_privileges(user: &User, no_new_privs: bool) -> R<()> {
         0,
     )
     .map_err(ctx("clear ambient capabilities"))?;
-    if no_new_privs {
+    if spec.no_new_privileges {
         sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0).map_err(ctx("set no_new_privs"))?;
     }
     Ok(())
@@ -703,14 +774,14 @@ fn hide_hybrid_cgroup2() {
     }
 }
 
-fn run_oci(req: &InitRequest, argv: &[String], config: &Path, status: &Status) -> R<Infallible> {
+fn run_oci(req: &InitRequest, argv: &[String], config: &Path, status: &Status) -> R<i32> {
     // SAFETY: plain syscall.
     sys::cvt(unsafe { libc::unshare(libc::CLONE_NEWNS) })
         .map_err(ctx("unshare mount namespace"))?;
     mounts::make_rprivate().map_err(ctx("make mounts private"))?;
     hide_hybrid_cgroup2();
     if let Rootfs::Overlay { upper, work, .. } = &req.spec.rootfs {
-        mounts::mount_overlay(&req.lowers, upper, work, &req.root)?;
+        mounts::mount_overlay(&req.lowers, upper, work, &req.root, rootfs_attrs(&req.spec))?;
     }
     let root = open_root(&req.root).map_err(ctx("open rootfs"))?;
     let mut stubs = Vec::new();
@@ -729,8 +800,82 @@ fn run_oci(req: &InitRequest, argv: &[String], config: &Path, status: &Status) -
     drop(root);
     let argv = cstrings(argv)?;
     let env = cstrings(&[format!("PATH={DEFAULT_PATH}")])?;
-    let err = execve(&argv[0], &argv, &env);
-    Err(format!("exec {}: {err}", argv[0].to_string_lossy()))
+
+    // The runtime's container nests in the run's cgroup (config.json's cgroupsPath
+    // names a child of it), where the limits and their counters are.
+    let cgroup = match Cgroup::create(req.spec.limits, true) {
+        Ok(c) => c,
+        Err(e) => {
+            status.send(&Message::Warning(format!(
+                "this RUN step runs without process and memory limits: {e}"
+            )));
+            None
+        }
+    };
+    if let Some(c) = &cgroup {
+        patch_config_cgroup(config, &c.runtime_path())?;
+    }
+    let r = (|| {
+        // The container gets no network namespace of its own in config.json: it
+        // inherits the one made here, as in built-in mode.
+        let slirp = net::enter(req.spec.network, req.slirp.as_deref())?;
+        let watched = sigset(&[libc::SIGCHLD]);
+        // SAFETY: valid sigset, blocked before the fork so no SIGCHLD is lost.
+        unsafe { libc::sigprocmask(libc::SIG_BLOCK, &watched, std::ptr::null_mut()) };
+        // SAFETY: single-threaded helper; the child only execs.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(format!("fork: {}", std::io::Error::last_os_error()));
+        }
+        if pid == 0 {
+            let _ = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0);
+            reset_signals();
+            let err = execve(&argv[0], &argv, &env);
+            status.send(&Message::Error(format!(
+                "exec {}: {err}",
+                argv[0].to_string_lossy()
+            )));
+            // SAFETY: leave without running anything of the parent's.
+            unsafe { libc::_exit(127) };
+        }
+        let mut st = 0;
+        loop {
+            // SAFETY: our own child.
+            let r = unsafe { libc::waitpid(pid, &mut st, 0) };
+            if r == pid {
+                break;
+            }
+            if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                return Err(format!(
+                    "wait for the runtime: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+        }
+        if let Some(hit) = cgroup.as_ref().and_then(Cgroup::hit) {
+            status.send(&Message::Limit(hit));
+        }
+        drop(slirp);
+        Ok(if libc::WIFEXITED(st) {
+            libc::WEXITSTATUS(st)
+        } else {
+            128 + libc::WTERMSIG(st)
+        })
+    })();
+    if let Some(c) = cgroup {
+        c.remove();
+    }
+    r
+}
+
+/// Points the bundle's `config.json` at the run's cgroup.
+fn patch_config_cgroup(config: &Path, path: &Path) -> R<()> {
+    let text = std::fs::read(config).map_err(ctx("read config.json"))?;
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&text).map_err(ctx("parse config.json"))?;
+    v["linux"]["cgroupsPath"] = serde_json::Value::from(path.to_string_lossy().into_owned());
+    let text = serde_json::to_vec_pretty(&v).map_err(ctx("serialize config.json"))?;
+    std::fs::write(config, text).map_err(ctx("write config.json"))
 }
 
 /// Writes resolved credentials into the bundle's `config.json`.

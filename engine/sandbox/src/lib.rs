@@ -23,22 +23,30 @@ use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+mod caps;
+mod cgroup;
 mod files;
 mod helper;
 mod init;
 mod mounts;
+mod net;
 mod oci;
 mod proto;
 mod root;
 mod sandbox;
+mod seccomp;
 mod spec;
 mod stubs;
 mod sys;
 mod user;
 
+pub use net::slirp4netns_path;
 pub use oci::OciRuntime;
 pub use sandbox::Sandbox;
-pub use spec::{Mount, MountKind, Network, Rootfs, RunSpec, User, DEFAULT_HOSTNAME, DEFAULT_PATH};
+pub use spec::{
+    Limits, Mount, MountKind, Network, Rootfs, RunSpec, User, DEFAULT_HOSTNAME, DEFAULT_PATH,
+    DEFAULT_PIDS_LIMIT,
+};
 pub use user::resolve_user;
 
 /// The `argv[1]` marker that turns a binary calling [`maybe_run_init`] into the sandbox helper.
@@ -94,6 +102,12 @@ pub enum Error {
     /// Writing the command's output to a caller's sink failed.
     #[error("failed to write command output")]
     Output(#[source] io::Error),
+    /// The command ran into its process limit: a fork or clone was refused.
+    #[error("the step ran into its limit of {0} processes and threads (a fork bomb?); raise it with --pids-limit")]
+    PidsLimit(u64),
+    /// The kernel killed the command at its memory limit.
+    #[error("the step ran out of memory: it was killed at its limit of {0} bytes; raise it with --memory")]
+    MemoryLimit(u64),
     /// The helper process died without reporting a result.
     #[error("sandbox helper exited unexpectedly ({0})")]
     Helper(String),
@@ -193,10 +207,19 @@ pub trait Executor: Send + Sync {
 /// The executor for an engine `--runtime` value: `builtin` (or empty) for the built-in
 /// [`Sandbox`] (helper: the current executable), anything else (`runc`, `crun`, a path)
 /// for an [`OciRuntime`].
-pub fn executor_for(runtime: &str) -> Result<Box<dyn Executor>> {
-    match runtime {
-        "" | "builtin" => Ok(Box::new(Sandbox::new()?)),
-        other => Ok(Box::new(OciRuntime::new(other)?)),
+///
+/// `temp_dir` is where each run's private directory (bundle, generated files, mount
+/// point) goes; the engine passes its cache dir's per-process scratch directory, which
+/// is swept after a crash, so a `kill -9` leaves nothing in `/tmp`.
+pub fn executor_for(
+    runtime: &str,
+    temp_dir: Option<&std::path::Path>,
+) -> Result<Box<dyn Executor>> {
+    match (runtime, temp_dir) {
+        ("" | "builtin", None) => Ok(Box::new(Sandbox::new()?)),
+        ("" | "builtin", Some(t)) => Ok(Box::new(Sandbox::new()?.temp_dir(t))),
+        (other, None) => Ok(Box::new(OciRuntime::new(other)?)),
+        (other, Some(t)) => Ok(Box::new(OciRuntime::new(other)?.temp_dir(t))),
     }
 }
 

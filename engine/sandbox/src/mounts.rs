@@ -136,25 +136,32 @@ fn overlay_knows(param: &str) -> bool {
 }
 
 /// Mounts an overlayfs at `target`: `index=off`, and `redirect_dir=off`, `metacopy=off`
-/// where the kernel knows them, so the upper directory is a plain diff.
+/// where the kernel knows them, so the upper directory is a plain diff. `attrs` are
+/// `MOUNT_ATTR_*` flags of the mount (only `NODEV` is used).
 pub(crate) fn mount_overlay(
     lowers: &[PathBuf],
     upper: &Path,
     work: &Path,
     target: &Path,
+    attrs: u64,
 ) -> Result<(), String> {
-    let first = match overlay_new_api(lowers, upper, work) {
+    let first = match overlay_new_api(lowers, upper, work, attrs) {
         Ok(mnt) => {
             return attach_path(mnt.as_fd(), target)
                 .map_err(|e| format!("attach overlay on {}: {e}", target.display()))
         }
         Err(e) => e,
     };
-    overlay_classic(lowers, upper, work, target)
+    overlay_classic(lowers, upper, work, target, attrs)
         .map_err(|e| format!("{e} (new mount api: {first})"))
 }
 
-fn overlay_new_api(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<OwnedFd, String> {
+fn overlay_new_api(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    attrs: u64,
+) -> Result<OwnedFd, String> {
     let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
         .map_err(|e| format!("fsopen overlay: {}", io::Error::from(e)))?;
     let set = |k: &str, v: &Path| {
@@ -179,8 +186,12 @@ fn overlay_new_api(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<Owne
         }
     }
     fsconfig_create(&fs).map_err(|e| with_log(fs.as_fd(), "create overlay", e))?;
-    fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
-        .map_err(|e| with_log(fs.as_fd(), "mount overlay", e))
+    fsmount(
+        &fs,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::from_bits_retain(attrs as u32),
+    )
+    .map_err(|e| with_log(fs.as_fd(), "mount overlay", e))
 }
 
 fn overlay_classic(
@@ -188,6 +199,7 @@ fn overlay_classic(
     upper: &Path,
     work: &Path,
     target: &Path,
+    attrs: u64,
 ) -> Result<(), String> {
     let esc = |p: &Path| -> Result<String, String> {
         let s = p
@@ -225,7 +237,11 @@ fn overlay_classic(
             c"overlay".as_ptr(),
             t.as_ptr(),
             c"overlay".as_ptr(),
-            0,
+            if attrs & sys::MOUNT_ATTR_NODEV != 0 {
+                libc::MS_NODEV
+            } else {
+                0
+            },
             data.as_ptr().cast(),
         )
     })

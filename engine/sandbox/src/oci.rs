@@ -15,7 +15,7 @@ use oci_spec::runtime::{
 use crate::files::{stub_base, Prepared};
 use crate::init::{MASKED_PATHS, READONLY_PATHS};
 use crate::proto::Mode;
-use crate::spec::{MountKind, Network, RunSpec, DEFAULT_PATH};
+use crate::spec::{MountKind, RunSpec, DEFAULT_PATH};
 use crate::{helper, stubs, CancelToken, Error, Executor, ExitStatus, Result};
 
 /// After cancellation, how long `<runtime> kill` gets before the container is deleted by
@@ -100,24 +100,16 @@ impl OciRuntime {
     /// generated `/etc/resolv.conf` and `/etc/hosts`.
     pub fn config(spec: &RunSpec, rootfs: &Path, resolv_conf: &Path, hosts: &Path) -> Result<Spec> {
         let oci = |e: oci_spec::OciSpecError| Error::InvalidSpec(e.to_string());
-        let caps: HashSet<Capability> = [
-            Capability::Chown,
-            Capability::DacOverride,
-            Capability::Fowner,
-            Capability::Fsetid,
-            Capability::Kill,
-            Capability::Setgid,
-            Capability::Setuid,
-            Capability::Setpcap,
-            Capability::NetBindService,
-            Capability::NetRaw,
-            Capability::SysChroot,
-            Capability::Mknod,
-            Capability::AuditWrite,
-            Capability::Setfcap,
-        ]
-        .into_iter()
-        .collect();
+        let mask = if spec.insecure {
+            // Every capability this process may hand on (a host may lack some).
+            crate::caps::ALL & crate::sys::cap_permitted().unwrap_or(crate::caps::ALL)
+        } else {
+            crate::caps::DEFAULT
+        };
+        let caps: HashSet<Capability> = crate::caps::names(mask)
+            .map(|n| serde_json::from_value(serde_json::Value::from(n)))
+            .collect::<Result<_, _>>()
+            .map_err(|e| Error::InvalidSpec(format!("capability: {e}")))?;
         let capabilities = LinuxCapabilitiesBuilder::default()
             .bounding(caps.clone())
             .effective(caps.clone())
@@ -224,16 +216,15 @@ impl OciRuntime {
         }
 
         let mut namespaces = Vec::new();
-        let mut kinds = vec![
+        let kinds = vec![
             LinuxNamespaceType::Pid,
             LinuxNamespaceType::Ipc,
             LinuxNamespaceType::Uts,
             LinuxNamespaceType::Mount,
             LinuxNamespaceType::Cgroup,
         ];
-        if spec.network == Network::None {
-            kinds.push(LinuxNamespaceType::Network);
-        }
+        // No network namespace here: the helper makes the run's one (see `net`) and
+        // the container inherits it, with slirp4netns's NAT already attached.
         for typ in kinds {
             namespaces.push(
                 LinuxNamespaceBuilder::default()
@@ -242,16 +233,21 @@ impl OciRuntime {
                     .map_err(oci)?,
             );
         }
-        let deny_all = LinuxDeviceCgroupBuilder::default()
-            .allow(false)
+        // Deny every device but the runtime's default allow-list (null, zero, full,
+        // random, urandom, tty, console, ptmx, pts), which runc and crun add themselves.
+        let devices = LinuxDeviceCgroupBuilder::default()
+            .allow(spec.insecure)
             .access("rwm")
             .build()
             .map_err(oci)?;
+        // No pids or memory limits here: they sit on the run's cgroup, made by the
+        // helper, which points `cgroupsPath` at a child of it, so that it can read
+        // which limit was hit after the runtime removed its own cgroup.
         let resources = LinuxResourcesBuilder::default()
-            .devices(vec![deny_all])
+            .devices(vec![devices])
             .build()
             .map_err(oci)?;
-        let linux = LinuxBuilder::default()
+        let mut linux = LinuxBuilder::default()
             .namespaces(namespaces)
             .masked_paths(
                 MASKED_PATHS
@@ -268,6 +264,11 @@ impl OciRuntime {
             .resources(resources)
             .build()
             .map_err(oci)?;
+        if !spec.insecure {
+            linux.set_seccomp(Some(
+                crate::seccomp::docker_default(crate::caps::DEFAULT).oci(),
+            ));
+        }
         let root = RootBuilder::default()
             .path(rootfs)
             .readonly(spec.readonly_rootfs)
@@ -373,6 +374,7 @@ impl OciRuntime {
         }
         let outcome = outcome?;
         stubs::cleanup(stub_base(spec), &helper::stubs(&outcome.messages));
+        helper::write_warnings(&outcome.messages, &mut stderr);
 
         if outcome.cancelled {
             return Err(Error::Cancelled);
@@ -389,6 +391,9 @@ impl OciRuntime {
             (None, Some(s)) => ExitStatus::Signal(s),
             _ => return Err(Error::Helper(outcome.status.to_string())),
         };
+        if let Some(e) = helper::limit_error(&outcome.messages, status) {
+            return Err(e);
+        }
         if !status.success() {
             if let Some(message) = runtime_error(&log) {
                 return Err(Error::Runtime {
@@ -426,7 +431,7 @@ impl Executor for OciRuntime {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Mount, Rootfs};
+    use crate::spec::{Mount, Network, Rootfs};
 
     #[test]
     fn config_has_docker_defaults() {
@@ -459,7 +464,9 @@ mod tests {
             .iter()
             .map(|n| n["type"].as_str().unwrap())
             .collect();
-        assert!(ns.contains(&"network") && ns.contains(&"pid") && ns.contains(&"mount"));
+        // The helper makes the network namespace; the container inherits it.
+        assert!(!ns.contains(&"network") && ns.contains(&"pid") && ns.contains(&"mount"));
+        assert_eq!(v["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
         let dests: Vec<&str> = v["mounts"]
             .as_array()
             .unwrap()

@@ -30,6 +30,10 @@ pub(crate) struct InitRequest {
     pub hosts: PathBuf,
     /// The caller's pid: the helper dies with it.
     pub parent_pid: u32,
+    /// `slirp4netns`, for [`crate::Network::Private`]; without it the private network
+    /// has the loopback interface only.
+    #[serde(default)]
+    pub slirp: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -60,4 +64,8 @@ pub(crate) enum Message {
     Exited(i32),
     /// The command was killed by a signal (built-in mode only).
     Signaled(i32),
+    /// The run ran into one of its limits.
+    Limit(crate::cgroup::Hit),
+    /// Something the caller should tell the user; the run went on.
+    Warning(String),
 }

@@ -86,6 +86,7 @@ impl Sandbox {
         )?;
         stubs::cleanup(stub_base(spec), &helper::stubs(&outcome.messages));
         drop(prepared);
+        helper::write_warnings(&outcome.messages, &mut stderr);
 
         if outcome.cancelled {
             return Err(Error::Cancelled);
@@ -96,7 +97,7 @@ impl Sandbox {
         if let Some(e) = outcome.output_error {
             return Err(Error::Output(e));
         }
-        outcome
+        let status = outcome
             .messages
             .iter()
             .find_map(|m| match m {
@@ -104,7 +105,11 @@ impl Sandbox {
                 Message::Signaled(s) => Some(ExitStatus::Signal(*s)),
                 _ => None,
             })
-            .ok_or_else(|| Error::Helper(outcome.status.to_string()))
+            .ok_or_else(|| Error::Helper(outcome.status.to_string()))?;
+        match helper::limit_error(&outcome.messages, status) {
+            Some(e) => Err(e),
+            None => Ok(status),
+        }
     }
 }
 

@@ -56,10 +56,39 @@ impl User {
 pub enum Network {
     /// A new network namespace holding only the loopback interface, up.
     None,
-    /// The host's network namespace (RUN steps have network access by default in
-    /// Docker/BuildKit, and this crate has no bridge networking).
+    /// A new network namespace with outbound access through a user-mode NAT
+    /// (`slirp4netns`, found in `PATH`): the step reaches the network as BuildKit's
+    /// default does, but not the host's loopback services nor its abstract unix
+    /// sockets. Without `slirp4netns` it has the loopback interface only
+    /// ([`slirp4netns_path`](crate::slirp4netns_path) tells in advance).
     #[default]
+    Private,
+    /// The host's network namespace (`RUN --network=host`, an entitlement).
     Host,
+}
+
+/// Resource limits of one run, enforced through a cgroup of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Limits {
+    /// Most processes and threads at once (`pids.max`); `None` for no limit.
+    #[serde(default)]
+    pub pids: Option<u64>,
+    /// Most memory in bytes (`memory.max`); `None` for no limit.
+    #[serde(default)]
+    pub memory: Option<u64>,
+}
+
+/// The process limit of a RUN step unless told otherwise: generous for builds
+/// (`make -j`, JVMs with hundreds of threads) and far below what takes a host down.
+pub const DEFAULT_PIDS_LIMIT: u64 = 4096;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            pids: Some(DEFAULT_PIDS_LIMIT),
+            memory: None,
+        }
+    }
 }
 
 /// An extra mount of a RUN step (`RUN --mount`, secrets, caches...).
@@ -126,6 +155,13 @@ pub struct RunSpec {
     /// Mount the rootfs read-only.
     #[serde(default)]
     pub readonly_rootfs: bool,
+    /// Resource limits (a cgroup of the run's own where the hierarchy is writable).
+    #[serde(default)]
+    pub limits: Limits,
+    /// `RUN --security=insecure` (an entitlement): every capability, no seccomp
+    /// filter, device nodes of the rootfs usable. Off by default.
+    #[serde(default)]
+    pub insecure: bool,
     /// Set `no_new_privs` before exec. Off by default as in Docker and BuildKit: with it,
     /// set-user-id programs such as `sudo` or `su` stop working in RUN steps.
     #[serde(default)]
@@ -142,7 +178,7 @@ fn default_hostname() -> String {
 
 impl RunSpec {
     /// A spec with the defaults: cwd `/`, root, no environment, hostname
-    /// [`DEFAULT_HOSTNAME`], host network, no extra mounts.
+    /// [`DEFAULT_HOSTNAME`], a private network, no extra mounts, the default limits.
     pub fn new(rootfs: Rootfs, args: Vec<String>) -> Self {
         RunSpec {
             rootfs,
@@ -155,6 +191,8 @@ impl RunSpec {
             network: Network::default(),
             mounts: Vec::new(),
             readonly_rootfs: false,
+            limits: Limits::default(),
+            insecure: false,
             no_new_privileges: false,
         }
     }
@@ -215,6 +253,9 @@ impl RunSpec {
             || self.hostname.contains(['\0', '/', ' '])
         {
             return bad(format!("hostname {:?} is not valid", self.hostname));
+        }
+        if self.limits.pids == Some(0) || self.limits.memory == Some(0) {
+            return bad("limits must be greater than zero".into());
         }
         if let Some(u) = &self.user_lookup {
             no_nul("user", u)?;

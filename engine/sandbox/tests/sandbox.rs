@@ -613,9 +613,12 @@ fn already_cancelled_runs_nothing() {
 #[test]
 fn executor_for_picks_the_runtime() {
     require_root();
-    assert!(executor_for("runc").is_ok(), "install runc (see .ci/run)");
+    assert!(
+        executor_for("runc", None).is_ok(),
+        "install runc (see .ci/run)"
+    );
     assert!(matches!(
-        executor_for("/no/such/runtime"),
+        executor_for("/no/such/runtime", None),
         Err(Error::RuntimeNotFound(_))
     ));
 }

@@ -12,7 +12,16 @@ use std::time::Instant;
 use engine_cache::{Kind, LeaseItem, Record};
 use engine_ir::config::ImageConfig;
 use engine_ir::ignore::IgnorePatterns;
-use engine_ir::{FileAction, Graph, MountKind, NetworkMode, NodeId, Op, Platform, Source};
+use engine_ir::{
+    FileAction, Graph, MountKind, NetworkMode, NodeId, Op, Platform, SecurityMode, Source,
+};
+
+/// The refusal of `RUN --network=host` without its entitlement.
+pub const NOT_ALLOWED_NETWORK_HOST: &str =
+    "RUN --network=host is not allowed: the network.host entitlement is not granted (pass --allow network.host)";
+/// The refusal of `RUN --security=insecure` without its entitlement.
+pub const NOT_ALLOWED_INSECURE: &str =
+    "RUN --security=insecure is not allowed: the security.insecure entitlement is not granted (pass --allow security.insecure)";
 
 use crate::copy::{self, CopyRequest, Ownership};
 use crate::fsutil::resolve_in_root;
@@ -52,6 +61,37 @@ pub struct SolveOptions {
     /// missing from the local cache but present there is re-created from
     /// its layer blob instead of being run.
     pub cache_from: Option<Arc<crate::cache_share::ImportedCache>>,
+    /// What RUN steps may do beyond the sandbox's defaults (`--allow`).
+    pub entitlements: Entitlements,
+    /// Process and memory limits of every RUN step (`--pids-limit`, `--memory`).
+    pub limits: engine_sandbox::Limits,
+}
+
+/// Privileges a build must be granted explicitly (BuildKit's entitlements,
+/// `--allow network.host,security.insecure`). Checked here, where steps run,
+/// whatever path a step came through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Entitlements {
+    /// `RUN --network=host`: the host's network namespace.
+    pub network_host: bool,
+    /// `RUN --security=insecure`: every capability, no seccomp filter.
+    pub security_insecure: bool,
+}
+
+impl Entitlements {
+    /// Parses one `--allow` value.
+    pub fn allow(&mut self, name: &str) -> Result<(), String> {
+        match name {
+            "network.host" => self.network_host = true,
+            "security.insecure" => self.security_insecure = true,
+            other => {
+                return Err(format!(
+                    "unknown entitlement `{other}`: use network.host or security.insecure"
+                ))
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -772,8 +812,16 @@ impl Runner<'_> {
         }
         spec.network = match e.network {
             NetworkMode::None => Network::None,
-            NetworkMode::Default | NetworkMode::Host => Network::Host,
+            NetworkMode::Default => Network::Private,
+            NetworkMode::Host if self.opts.entitlements.network_host => Network::Host,
+            NetworkMode::Host => return Err(msg(NOT_ALLOWED_NETWORK_HOST)),
         };
+        spec.insecure = match e.security {
+            SecurityMode::Sandbox => false,
+            SecurityMode::Insecure if self.opts.entitlements.security_insecure => true,
+            SecurityMode::Insecure => return Err(msg(NOT_ALLOWED_INSECURE)),
+        };
+        spec.limits = self.opts.limits;
         spec.mounts = mounts;
         let tail = Arc::new(Mutex::new(Tail::default()));
         let mut out = LineSink {

@@ -316,8 +316,9 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
     let dir = cache_dir(&args.cache_dir)?;
     let state = StateDir::open(&dir)
         .map_err(|e| Failure::msg(format!("cannot open cache dir `{}`: {e}", dir.display())))?;
-    let executor =
-        engine_sandbox::executor_for(&args.runtime).map_err(|e| Failure::msg(e.to_string()))?;
+    let executor = engine_sandbox::executor_for(&args.runtime, Some(state.tmp()))
+        .map_err(|e| Failure::msg(e.to_string()))?;
+    let (entitlements, limits) = sandbox_policy(&args, &planned.graph)?;
     let mut contexts = contexts;
     for (name, dir) in &planned.context_dirs {
         contexts.insert(
@@ -332,6 +333,8 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
         no_cache: args.no_cache,
         no_cache_filter: no_cache_filter(&args)?,
         cache_from: imported,
+        entitlements,
+        limits,
     };
     let printer: Box<dyn engine_solver::progress::Progress> = match mode {
         Some(m) => Box::new(Printer::stderr(m)),
@@ -526,6 +529,70 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
 
 /// `--cache-max-size`: a size, `off`, or (default) 10% of the cache's file
 /// system.
+/// The entitlements (`--allow`) and limits (`--memory`, `--pids-limit`) of the
+/// build's RUN steps. A step that needs an entitlement not granted is refused
+/// here, before anything runs, pointing at its instruction (the solver checks
+/// again where steps run).
+fn sandbox_policy(
+    args: &BuildArgs,
+    graph: &engine_ir::Graph,
+) -> Result<(engine_solver::run::Entitlements, engine_sandbox::Limits), Failure> {
+    let mut ent = engine_solver::run::Entitlements::default();
+    for a in &args.allow {
+        ent.allow(a.trim()).map_err(|e| {
+            Failure::hint(
+                e,
+                "BuildKit's entitlements: --allow network.host,security.insecure",
+            )
+        })?;
+    }
+    for (_, node) in graph.nodes() {
+        let engine_ir::Op::Exec(e) = &node.op else {
+            continue;
+        };
+        let refusal = if e.network == engine_ir::NetworkMode::Host && !ent.network_host {
+            Some(engine_solver::run::NOT_ALLOWED_NETWORK_HOST)
+        } else if e.security == engine_ir::SecurityMode::Insecure && !ent.security_insecure {
+            Some(engine_solver::run::NOT_ALLOWED_INSECURE)
+        } else {
+            None
+        };
+        if let Some(r) = refusal {
+            let at = node
+                .meta
+                .location
+                .as_ref()
+                .map(|l| format!("{}:{}:{}: ", l.file, l.line, l.col))
+                .unwrap_or_default();
+            return Err(Failure::msg(format!("{at}{} ({r})", node.meta.name)));
+        }
+    }
+    let mut limits = engine_sandbox::Limits::default();
+    if let Some(m) = &args.memory {
+        let bytes = engine_cache::units::parse_size(m).map_err(|e| {
+            Failure::hint(format!("--memory {m}: {e}"), "a size such as 512m or 4g")
+        })?;
+        if bytes < (6 << 20) {
+            return Err(Failure::msg(format!(
+                "--memory {m}: the minimum is 6 MiB, as in Docker"
+            )));
+        }
+        limits.memory = Some(bytes);
+    }
+    match args.pids_limit {
+        None => {}
+        Some(n) if n < 0 => limits.pids = None,
+        Some(0) => {
+            return Err(Failure::hint(
+                "--pids-limit 0 would stop every step",
+                "a positive number, or -1 for no limit",
+            ))
+        }
+        Some(n) => limits.pids = Some(n as u64),
+    }
+    Ok((ent, limits))
+}
+
 fn cache_max_size(flag: &Option<String>, state: &StateDir) -> Result<Option<u64>, Failure> {
     match flag.as_deref().map(str::trim) {
         None | Some("") => Ok(Some(engine_cache::units::default_max_size(&state.root))),

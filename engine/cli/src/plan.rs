@@ -19,6 +19,9 @@ pub struct Planned {
     pub context_dirs: BTreeMap<String, PathBuf>,
     /// Where relative output paths of the spec are taken from.
     pub spec_dir: Option<PathBuf>,
+    /// A TOML spec's `[limits]` (none for a Dockerfile): `--memory` and
+    /// `--pids-limit` win over them.
+    pub limits: engine_toml::Limits,
     pub warnings: Vec<String>,
 }
 
@@ -264,6 +267,7 @@ pub fn plan(args: &PlanArgs, resolver: &dyn ImageResolver) -> Result<Planned, Fa
         toml_targets: None,
         context_dirs: BTreeMap::new(),
         spec_dir: None,
+        limits: engine_toml::Limits::default(),
         warnings: planned.warnings,
     })
 }
@@ -339,6 +343,7 @@ fn plan_toml(
         toml_targets: Some(plan.targets),
         context_dirs,
         spec_dir: Some(spec_dir),
+        limits: plan.limits,
         warnings: plan.warnings,
     })
 }

@@ -237,3 +237,42 @@ steps = [{ run = "echo b > /b" }]
         "a is restored from its cache-from: {done:?}"
     );
 }
+
+#[test]
+fn the_specs_limits_apply_and_the_command_line_wins() {
+    let t = tempfile::tempdir().unwrap();
+    // Bounded (300 short sleeps), so that a host where limits cannot be set
+    // fails this test instead of going down.
+    std::fs::write(
+        t.path().join("engine.toml"),
+        r#"
+[limits]
+pids-limit = 64
+
+[image.flood]
+from = "busybox"
+steps = [{ run = "i=0; while [ $i -lt 300 ]; do sleep 1 & i=$((i+1)); done; wait" }]
+"#,
+    )
+    .unwrap();
+    let build = |extra: &[&str]| {
+        let cache = tempfile::tempdir().unwrap();
+        let o = engine()
+            .args(["build", "--frontend", "toml", "--progress", "plain"])
+            .args(["--build-context", &busybox_context_flag()])
+            .arg("--cache-dir")
+            .arg(cache.path())
+            .args(extra)
+            .arg(t.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        (o.status.success(), stderr)
+    };
+    let (ok, stderr) = build(&[]);
+    assert!(!ok, "300 processes ran under the spec's limit of 64");
+    assert!(stderr.contains("limit of 64 processes"), "{stderr}");
+    let (ok, stderr) = build(&["--pids-limit", "1000"]);
+    assert!(ok, "--pids-limit 1000 replaces the spec's 64: {stderr}");
+}

@@ -3,7 +3,8 @@
 //!
 //! A spec declares `[vars]`, reusable `[stage.NAME]`s, `[image.NAME]`s
 //! (inline, or backed by a Dockerfile), `[template.NAME]`s of shared
-//! settings and `[group.NAME]`s of targets; `specs/toml.md` is the reference.
+//! settings, `[group.NAME]`s of targets and the `[limits]` of RUN steps;
+//! `specs/toml.md` is the reference.
 //! [`plan`] lowers the selected targets onto one [`engine_ir::Graph`]:
 //! inline stages are lowered through the Dockerfile frontend (as the
 //! Dockerfile text [`dockerfile_of`] shows), so their semantics are the
@@ -28,7 +29,7 @@ use engine_ir::{Graph, ImageResolver, Platform};
 use serde::Serialize;
 
 pub use error::{Location, TomlError};
-pub use spec::Exporter;
+pub use spec::{Exporter, Limits};
 
 /// The spec's file name when none is given.
 pub const DEFAULT_FILE: &str = "engine.toml";
@@ -82,6 +83,9 @@ pub struct TomlPlan {
     /// The selected targets, in the order they were asked for (groups
     /// expanded, each target once).
     pub targets: Vec<TargetInfo>,
+    /// `[limits]`: resource limits of the build's RUN steps (the command
+    /// line's flags win over them).
+    pub limits: Limits,
     pub warnings: Vec<String>,
 }
 

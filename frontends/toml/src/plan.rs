@@ -216,6 +216,7 @@ pub fn plan(spec: &Spec, map: &SourceMap, opts: &TomlPlanOptions<'_>) -> Result<
     Ok(TomlPlan {
         graph,
         targets: infos,
+        limits: spec.limits,
         warnings: p.warnings,
     })
 }

@@ -40,6 +40,19 @@ pub struct Spec {
     /// Stages and images, in document order (stages first).
     pub units: Vec<Unit>,
     pub groups: Vec<Group>,
+    pub limits: Limits,
+}
+
+/// `[limits]`: resource limits of every RUN step of the build. The command
+/// line's `--memory` and `--pids-limit` win over them. There are no
+/// entitlements here on purpose: only the command line grants those.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Limits {
+    /// `memory`: most memory of a step, in bytes (at least 6 MiB).
+    pub memory: Option<u64>,
+    /// `pids-limit`: most processes and threads of a step at once, as the
+    /// `--pids-limit` flag takes it: a positive number, or -1 for no limit.
+    pub pids_limit: Option<i64>,
 }
 
 impl Spec {
@@ -230,7 +243,17 @@ impl StepOp {
 // ---------------------------------------------------------------------------
 // Key sets
 
-const ROOT_KEYS: &[&str] = &["$schema", "vars", "stage", "image", "template", "group"];
+const ROOT_KEYS: &[&str] = &[
+    "$schema", "vars", "limits", "stage", "image", "template", "group",
+];
+
+const LIMITS_KEYS: &[&str] = &["memory", "pids-limit"];
+
+/// The smallest `memory` limit (Docker's minimum, as for `--memory`).
+const MIN_MEMORY: u64 = 6 << 20;
+
+/// Why a spec cannot grant itself what `--allow` grants.
+const NO_ENTITLEMENTS_HINT: &str = "entitlements are granted on the command line only (`--allow network.host,security.insecure`): a spec cannot grant them to itself";
 
 /// Keys an inline stage takes, in the order their instructions are emitted
 /// (`steps` marks where the steps go).
@@ -598,6 +621,10 @@ pub fn read(root: &Table, map: &SourceMap, overrides: &BTreeMap<String, String>)
             Some("targets are `[image.NAME]` (or `[stage.NAME]`) tables".into())
         }
         "variables" | "args" => Some("spec variables go in `[vars]`".into()),
+        "memory" | "pids-limit" | "limit" => {
+            Some("resource limits go in a `[limits]` table".into())
+        }
+        "allow" | "entitlements" => Some(NO_ENTITLEMENTS_HINT.into()),
         _ => None,
     })?;
     let vars_table = match root.get("vars") {
@@ -608,6 +635,17 @@ pub fn read(root: &Table, map: &SourceMap, overrides: &BTreeMap<String, String>)
         None => None,
     };
     let vars = vars::resolve(vars_table, overrides, map)?;
+    let limits = match root.get("limits") {
+        Some(e) => read_limits(
+            &Reader {
+                map,
+                vars: &vars,
+                target: None,
+            },
+            &e.value,
+        )?,
+        None => Limits::default(),
+    };
 
     // Every name, across kinds.
     let mut raw: Vec<RawUnit> = Vec::new();
@@ -719,11 +757,100 @@ pub fn read(root: &Table, map: &SourceMap, overrides: &BTreeMap<String, String>)
         vars,
         units,
         groups,
+        limits,
     };
     check_references(&spec, map)?;
     check_group_cycles(&spec, map)?;
     check_unit_cycles(&spec, map)?;
     Ok(spec)
+}
+
+/// `[limits]`: `memory` (a size or a number of bytes) and `pids-limit`.
+fn read_limits(reader: &Reader, t: &Tree) -> Result<Limits> {
+    let map = reader.map;
+    let Val::Table(tab) = &t.value else {
+        return Err(expected(map, "limits", "a table", t)
+            .with_hint("write a `[limits]` section with `memory` and `pids-limit`"));
+    };
+    check_keys(map, tab, LIMITS_KEYS, "[limits]", &|k| match k {
+        "allow" | "entitlements" | "network" | "security" => Some(NO_ENTITLEMENTS_HINT.into()),
+        "pids" | "pids_limit" | "pidslimit" | "processes" => {
+            Some("did you mean `pids-limit`?".into())
+        }
+        "memory-limit" | "memory_limit" | "mem" => Some("did you mean `memory`?".into()),
+        _ => None,
+    })?;
+    let mut limits = Limits::default();
+    if let Some(e) = tab.get("memory") {
+        let size_hint = "a size such as `\"512m\"` or `\"4g\"`, or a number of bytes";
+        let raw = match &e.value.value {
+            Val::Int(i) => i.to_string(),
+            Val::Str(s) => reader.interp(s, &e.value.span, Mode::Strict)?,
+            _ => {
+                return Err(expected(map, "limits.memory", "a size", &e.value)
+                    .with_hint(format!("write {size_hint}")))
+            }
+        };
+        let Some(bytes) = parse_size(&raw) else {
+            return Err(map
+                .error(&e.value.span, format!("invalid memory size `{raw}`"))
+                .with_hint(format!("write {size_hint}")));
+        };
+        if bytes < MIN_MEMORY {
+            return Err(map
+                .error(
+                    &e.value.span,
+                    format!("memory limit `{raw}` is below the minimum of 6 MiB"),
+                )
+                .with_hint("the minimum is 6 MiB, as in Docker: write `memory = \"6m\"` or more"));
+        }
+        limits.memory = Some(bytes);
+    }
+    if let Some(e) = tab.get("pids-limit") {
+        let hint = "write a positive number, or `pids-limit = -1` for no limit";
+        limits.pids_limit = match e.value.value {
+            Val::Int(-1) => Some(-1),
+            Val::Int(n) if n > 0 => Some(n),
+            Val::Int(0) => {
+                return Err(map
+                    .error(&e.value.span, "`pids-limit = 0` would stop every step")
+                    .with_hint(hint))
+            }
+            Val::Int(n) => {
+                return Err(map
+                    .error(&e.value.span, format!("invalid pids-limit `{n}`"))
+                    .with_hint(hint))
+            }
+            _ => {
+                return Err(
+                    expected(map, "limits.pids-limit", "an integer", &e.value).with_hint(hint)
+                )
+            }
+        };
+    }
+    Ok(limits)
+}
+
+/// `1234`, `512k`, `64MB`, `1.5GiB`, `4g`: binary multiples whatever the
+/// spelling, as the command line's `--memory` reads them (engine-cache's
+/// `units::parse_size`, which this crate may not depend on).
+fn parse_size(s: &str) -> Option<u64> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return None,
+    };
+    let bytes = value * mult as f64;
+    (bytes.is_finite() && bytes >= 0.0 && bytes <= u64::MAX as f64).then(|| bytes.round() as u64)
 }
 
 fn all_image_keys() -> Vec<&'static str> {
@@ -1937,6 +2064,7 @@ mod tests {
         assert_eq!(keys(&defs["image"]), sorted(&all_image_keys()));
         assert_eq!(keys(&defs["template"]), sorted(&all_image_keys()));
         assert_eq!(keys(&defs["mount"]), sorted(MOUNT_KEYS));
+        assert_eq!(keys(&defs["limits"]), sorted(LIMITS_KEYS));
         let health = defs["healthcheck"]["anyOf"]
             .as_array()
             .unwrap()
@@ -1954,6 +2082,21 @@ mod tests {
             assert_eq!(keys(st), sorted(&expected), "options of `{verb}`");
         }
         assert_eq!(sorted(&verbs), sorted(STEP_VERBS));
+    }
+
+    #[test]
+    fn sizes_read_as_the_command_line_reads_them() {
+        assert_eq!(parse_size("1234"), Some(1234));
+        assert_eq!(parse_size("512k"), Some(512 << 10));
+        assert_eq!(parse_size("64MB"), Some(64 << 20));
+        assert_eq!(parse_size("4g"), Some(4 << 30));
+        assert_eq!(parse_size("1.5GiB"), Some(3 << 29));
+        assert_eq!(parse_size(" 2 t "), Some(2 << 40));
+        assert_eq!(parse_size(""), None);
+        assert_eq!(parse_size("g"), None);
+        assert_eq!(parse_size("-1"), None);
+        assert_eq!(parse_size("lots"), None);
+        assert_eq!(parse_size("4x"), None);
     }
 
     #[test]

@@ -408,3 +408,105 @@ fn targets_and_files() {
         "relative to the spec's directory",
     );
 }
+
+#[test]
+fn limits() {
+    expect(
+        check_err("[limits]\nmemroy = \"4g\"\n"),
+        "unknown key `memroy` in [limits]",
+        2,
+        1,
+        "did you mean `memory`?",
+    );
+    expect(
+        check_err("[limits]\npids = 64\n"),
+        "unknown key `pids` in [limits]",
+        2,
+        1,
+        "did you mean `pids-limit`?",
+    );
+    // Entitlements are the command line's alone.
+    for spec in [
+        "[limits]\nallow = [\"network.host\"]\n",
+        "allow = [\"security.insecure\"]\n",
+    ] {
+        let line = spec.lines().count();
+        expect(
+            check_err(spec),
+            "unknown key `allow`",
+            line,
+            1,
+            "command line only",
+        );
+    }
+    expect(
+        check_err("limits = 3\n"),
+        "`limits` must be a table, found an integer",
+        1,
+        10,
+        "[limits]",
+    );
+    expect(
+        check_err("[limits]\nmemory = \"lots\"\n"),
+        "invalid memory size `lots`",
+        2,
+        10,
+        "\"512m\"",
+    );
+    expect(
+        check_err("[limits]\nmemory = -1\n"),
+        "invalid memory size `-1`",
+        2,
+        10,
+        "a number of bytes",
+    );
+    expect(
+        check_err("[limits]\nmemory = 1.5\n"),
+        "`limits.memory` must be a size, found a float",
+        2,
+        10,
+        "\"4g\"",
+    );
+    expect(
+        check_err("[limits]\nmemory = \"1k\"\n"),
+        "memory limit `1k` is below the minimum of 6 MiB",
+        2,
+        10,
+        "as in Docker",
+    );
+    expect(
+        check_err("[limits]\nmemory = \"${MEM}\"\n"),
+        "MEM",
+        2,
+        10,
+        "",
+    );
+    expect(
+        check_err("[limits]\npids-limit = 0\n"),
+        "`pids-limit = 0` would stop every step",
+        2,
+        14,
+        "= -1` for no limit",
+    );
+    expect(
+        check_err("[limits]\npids-limit = -2\n"),
+        "invalid pids-limit `-2`",
+        2,
+        14,
+        "= -1` for no limit",
+    );
+    expect(
+        check_err("[limits]\npids-limit = \"64\"\n"),
+        "`limits.pids-limit` must be an integer, found a string",
+        2,
+        14,
+        "positive number",
+    );
+    expect(
+        check_err("memory = \"4g\"\n"),
+        "unknown key `memory` in the spec",
+        1,
+        1,
+        "`[limits]` table",
+    );
+}

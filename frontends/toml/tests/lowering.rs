@@ -373,3 +373,33 @@ fn the_generated_dockerfile_is_what_is_lowered() {
     };
     assert!(matches!(&changes[0], ConfigChange::History { .. }));
 }
+
+#[test]
+fn limits_are_read_once_for_the_whole_build() {
+    let app = "[image.app]\nfrom = \"scratch\"\nsteps = [{ run = \"true\" }]\n";
+    assert_eq!(plan(app, &[]).limits, engine_toml::Limits::default());
+    let p = plan(
+        &format!("[limits]\nmemory = \"4g\"\npids-limit = 8192\n{app}"),
+        &[],
+    );
+    assert_eq!(p.limits.memory, Some(4 << 30));
+    assert_eq!(p.limits.pids_limit, Some(8192));
+    let p = plan(
+        &format!("[limits]\nmemory = 67108864\npids-limit = -1\n{app}"),
+        &[],
+    );
+    assert_eq!(p.limits.memory, Some(64 << 20));
+    assert_eq!(p.limits.pids_limit, Some(-1));
+    // A size can come from a variable, and so from --set.
+    let text = format!("[vars]\nMEM = \"1g\"\n[limits]\nmemory = \"${{MEM}}\"\n{app}");
+    assert_eq!(plan(&text, &[]).limits.memory, Some(1 << 30));
+    let mut o = opts(&NoResolver);
+    o.vars.insert("MEM".into(), "1.5GiB".into());
+    assert_eq!(plan_with(&text, &o).unwrap().limits.memory, Some(3 << 29));
+    // Limits are not in the graph: the same steps, the same digests.
+    let digest = |p: &TomlPlan| p.graph.node(p.graph.targets()[0].node).digest;
+    assert_eq!(
+        digest(&plan(app, &[])),
+        digest(&plan(&format!("[limits]\npids-limit = 64\n{app}"), &[]))
+    );
+}

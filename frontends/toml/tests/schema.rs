@@ -143,6 +143,12 @@ fn schema_rejects_what_the_frontend_rejects() {
         "[group.g]\n",
         "[vars]\ntarget = \"x\"\n",
         "[image.a]\nfrom = \"x\"\nsteps = [{ run = \"a\", mounts = [{ type = \"nfs\", target = \"/x\" }] }]\n",
+        "[limits]\nallow = [\"network.host\"]\n",
+        "[limits]\nmemory = \"lots\"\n",
+        "[limits]\nmemory = 1024\n",
+        "[limits]\npids-limit = 0\n",
+        "[limits]\npids-limit = -2\n",
+        "[limits]\npids-limit = \"64\"\n",
     ] {
         let json = engine_toml::to_json(bad, "bad.toml").unwrap();
         assert!(!errors(&v, &json).is_empty(), "the schema accepts:\n{bad}");

@@ -318,7 +318,16 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::msg(format!("cannot open cache dir `{}`: {e}", dir.display())))?;
     let executor = engine_sandbox::executor_for(&args.runtime, Some(state.tmp()))
         .map_err(|e| Failure::msg(e.to_string()))?;
-    let (entitlements, limits) = sandbox_policy(&args, &planned.graph)?;
+    let (entitlements, limits) = sandbox_policy(&args, &planned.graph, &planned.limits)?;
+    let wants_network = planned.graph.nodes().any(|(_, n)| {
+        matches!(&n.op, engine_ir::Op::Exec(e) if e.network == engine_ir::NetworkMode::Default)
+    });
+    if wants_network && engine_sandbox::slirp4netns_path().is_none() {
+        eprintln!(
+            "warning: slirp4netns is not installed, so RUN steps have no network access \
+             (loopback only); install it (Debian: apt-get install slirp4netns)"
+        );
+    }
     let mut contexts = contexts;
     for (name, dir) in &planned.context_dirs {
         contexts.insert(
@@ -527,15 +536,16 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `--cache-max-size`: a size, `off`, or (default) 10% of the cache's file
-/// system.
 /// The entitlements (`--allow`) and limits (`--memory`, `--pids-limit`) of the
 /// build's RUN steps. A step that needs an entitlement not granted is refused
 /// here, before anything runs, pointing at its instruction (the solver checks
-/// again where steps run).
+/// again where steps run). A flag wins over the TOML spec's `[limits]`
+/// (`spec`), which wins over the defaults; entitlements come from the command
+/// line only, so that a spec cannot grant itself any.
 fn sandbox_policy(
     args: &BuildArgs,
     graph: &engine_ir::Graph,
+    spec: &engine_toml::Limits,
 ) -> Result<(engine_solver::run::Entitlements, engine_sandbox::Limits), Failure> {
     let mut ent = engine_solver::run::Entitlements::default();
     for a in &args.allow {
@@ -578,8 +588,11 @@ fn sandbox_policy(
             )));
         }
         limits.memory = Some(bytes);
+    } else if let Some(bytes) = spec.memory {
+        // Checked (at least 6 MiB) where the spec was read.
+        limits.memory = Some(bytes);
     }
-    match args.pids_limit {
+    match args.pids_limit.or(spec.pids_limit) {
         None => {}
         Some(n) if n < 0 => limits.pids = None,
         Some(0) => {
@@ -593,6 +606,8 @@ fn sandbox_policy(
     Ok((ent, limits))
 }
 
+/// `--cache-max-size`: a size, `off`, or (default) 10% of the cache's file
+/// system.
 fn cache_max_size(flag: &Option<String>, state: &StateDir) -> Result<Option<u64>, Failure> {
     match flag.as_deref().map(str::trim) {
         None | Some("") => Ok(Some(engine_cache::units::default_max_size(&state.root))),

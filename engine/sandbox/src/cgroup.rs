@@ -107,7 +107,18 @@ fn sweep(parent: &Path) {
         let alive = unsafe { libc::kill(pid, 0) } == 0
             || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
         if !alive {
+            // An OCI runtime's container cgroup may sit below it.
+            let _ = remove_leaf(&e.path().join("container"));
             let _ = remove_leaf(&e.path());
+        }
+    }
+}
+
+/// [`sweep`] in every v1 hierarchy: an OCI runtime makes its cgroup path in each.
+fn sweep_v1(root: &Path) {
+    if let Ok(entries) = fs::read_dir(root) {
+        for e in entries.flatten() {
+            sweep(&e.path());
         }
     }
 }
@@ -253,6 +264,7 @@ impl Cgroup {
     }
 
     fn create_v1(root: &Path, name: &str, limits: Limits) -> Result<Layout, String> {
+        sweep_v1(root);
         let leaf = |ctrl: &str| -> Result<PathBuf, String> {
             let mount = root.join(ctrl);
             if !mount.join("cgroup.procs").exists() {
@@ -260,7 +272,6 @@ impl Cgroup {
                     "no writable cgroup hierarchy with the {ctrl} controller under {CGROUP_ROOT}"
                 ));
             }
-            sweep(&mount);
             let dir = mount.join(name);
             fs::create_dir(&dir).map_err(|e| format!("create cgroup {}: {e}", dir.display()))?;
             Ok(dir)

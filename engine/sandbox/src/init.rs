@@ -193,6 +193,9 @@ fn supervise(req: &InitRequest, status: &Status, cgroup: Option<&Cgroup>) -> R<i
     // The child watches the read end: it sees a hang-up once the helper is gone.
     let (life_r, life_w) =
         rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(errno_ctx("pipe"))?;
+    // And reads one byte from this before it execs the command: the network is ready.
+    let (go_r, go_w) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(errno_ctx("pipe"))?;
     // SAFETY: plain syscall; affects only children created from now on.
     sys::cvt(unsafe { libc::unshare(libc::CLONE_NEWPID) }).map_err(ctx("unshare pid namespace"))?;
     // Join the cgroup just for the fork: the child is born in it, the helper and the
@@ -207,13 +210,25 @@ fn supervise(req: &InitRequest, status: &Status, cgroup: Option<&Cgroup>) -> R<i
         return Err(format!("fork: {}", std::io::Error::last_os_error()));
     }
     if pid == 0 {
-        drop(life_w);
-        let Err(msg) = child(req, status, life_r);
+        drop((life_w, go_w));
+        let Err(msg) = child(req, status, life_r, go_r);
         status.send(&Message::Error(msg));
         // SAFETY: leave without running anything of the parent's.
         unsafe { libc::_exit(127) };
     }
-    drop(life_r);
+    drop((life_r, go_r));
+    // slirp4netns configured the namespace while the child set itself up; the child
+    // waits for this go-ahead before it execs the command.
+    if let Some(s) = &slirp {
+        if let Err(e) = s.wait_ready() {
+            // SAFETY: our unreaped child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            return Err(e);
+        }
+    }
+    // SAFETY: write to our own pipe; a child that is gone just won't read it.
+    unsafe { libc::write(go_w.as_raw_fd(), b"g".as_ptr().cast(), 1) };
+    drop(go_w);
     if let Some(c) = cgroup {
         if let Err(e) = c.leave() {
             // SAFETY: our unreaped child.
@@ -270,7 +285,7 @@ fn parent_alive(life: BorrowedFd<'_>) -> R<()> {
 }
 
 /// PID 1 of the new PID namespace. Returns only on failure.
-fn child(req: &InitRequest, status: &Status, life: OwnedFd) -> R<Infallible> {
+fn child(req: &InitRequest, status: &Status, life: OwnedFd, go: OwnedFd) -> R<Infallible> {
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0)
         .map_err(ctx("set parent death signal"))?;
     parent_alive(life.as_fd())?;
@@ -302,7 +317,8 @@ fn child(req: &InitRequest, status: &Status, life: OwnedFd) -> R<Infallible> {
     rustix::process::chdir("/").map_err(errno_ctx("chdir /"))?;
     // Nothing from the host but stdio may stay open past this point: a leaked
     // directory fd would be a way out through /proc/self/fd (CVE-2024-21626).
-    sys::close_fds_except(&[status.fd(), life.as_raw_fd()]).map_err(ctx("close fds"))?;
+    sys::close_fds_except(&[status.fd(), life.as_raw_fd(), go.as_raw_fd()])
+        .map_err(ctx("close fds"))?;
 
     let root = open_root(Path::new("/")).map_err(ctx("open /"))?;
     let user = match &spec.user_lookup {
@@ -334,6 +350,11 @@ fn child(req: &InitRequest, status: &Status, life: OwnedFd) -> R<Infallible> {
             .map_err(ctx("make rootfs read-only"))?;
     }
 
+    let mut b = [0u8; 1];
+    if rustix::io::read(&go, &mut b) != Ok(1) {
+        return Err("sandbox helper gave no go-ahead".into());
+    }
+    drop(go);
     new_session_keyring()?;
     drop_privileges(&user, spec)?;
     reset_signals();
@@ -819,6 +840,9 @@ fn run_oci(req: &InitRequest, argv: &[String], config: &Path, status: &Status) -
         // The container gets no network namespace of its own in config.json: it
         // inherits the one made here, as in built-in mode.
         let slirp = net::enter(req.spec.network, req.slirp.as_deref())?;
+        if let Some(s) = &slirp {
+            s.wait_ready()?;
+        }
         let watched = sigset(&[libc::SIGCHLD]);
         // SAFETY: valid sigset, blocked before the fork so no SIGCHLD is lost.
         unsafe { libc::sigprocmask(libc::SIG_BLOCK, &watched, std::ptr::null_mut()) };

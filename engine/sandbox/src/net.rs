@@ -30,21 +30,31 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// A running slirp4netns. Dropping it closes its exit fd, which ends it.
 pub(crate) struct Slirp {
     pid: libc::pid_t,
+    ready: OwnedFd,
     _exit_w: OwnedFd,
+}
+
+impl Slirp {
+    /// Waits until slirp4netns has configured the namespace (it starts while the
+    /// sandbox sets itself up).
+    pub(crate) fn wait_ready(&self) -> Result<(), String> {
+        wait_ready(&self.ready, self)
+    }
 }
 
 impl Drop for Slirp {
     fn drop(&mut self) {
-        // SAFETY: our own unreaped child.
-        unsafe {
-            libc::kill(self.pid, libc::SIGKILL);
-            libc::waitpid(self.pid, std::ptr::null_mut(), 0);
-        }
+        // Not reaped here: its exit tears the tap device down, which takes the kernel
+        // a network RCU grace period (~10 ms) that no step should wait for. The helper
+        // exits right after; init reaps it.
+        // SAFETY: our own unreaped child, so the pid is still it.
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
     }
 }
 
 /// Moves the calling (single-threaded) helper into the network namespace `network`
-/// asks for. Returns the NAT process for [`Network::Private`] when `slirp` is given.
+/// asks for. Returns the NAT process for [`Network::Private`] when `slirp` is given,
+/// still starting: call [`Slirp::wait_ready`] before the step's command runs.
 pub(crate) fn enter(network: Network, slirp: Option<&Path>) -> Result<Option<Slirp>, String> {
     match network {
         Network::Host => Ok(None),
@@ -136,6 +146,7 @@ fn start_slirp(path: &Path) -> Result<Slirp, String> {
     drop((go_r, ready_w, exit_r));
     let slirp = Slirp {
         pid,
+        ready: ready_r,
         _exit_w: exit_w,
     };
     unshare_net()?;
@@ -144,7 +155,6 @@ fn start_slirp(path: &Path) -> Result<Slirp, String> {
         return Err("start slirp4netns: the launcher is gone".into());
     }
     drop(go_w);
-    wait_ready(&ready_r, &slirp)?;
     Ok(slirp)
 }
 

@@ -150,20 +150,110 @@ pub fn read_text(path: &Path) -> Result<String, Failure> {
     })
 }
 
+/// `path` made absolute without touching the disk, `.` and `..` folded.
+fn lexical_absolute(path: &Path) -> std::io::Result<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in std::path::absolute(path)?.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+/// The directory a definition file (Dockerfile, ignore file, TOML spec) is
+/// read inside: the context when the file is named inside it (its default
+/// place), else the directory that holds it (`-f` naming a file elsewhere).
+fn definition_root(context: &Path, file: &Path) -> Result<PathBuf, Failure> {
+    let canonical = |p: &Path| {
+        std::fs::canonicalize(p)
+            .map_err(|e| Failure::msg(format!("cannot use `{}`: {e}", p.display())))
+    };
+    let inside = match (lexical_absolute(file), lexical_absolute(context)) {
+        (Ok(f), Ok(c)) => f.starts_with(c),
+        _ => false,
+    };
+    if inside {
+        return canonical(context);
+    }
+    let parent = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    canonical(parent)
+}
+
+/// Read the text of `path` inside `root`: a symlink is followed only while
+/// it stays inside, and only a regular file is opened (never a FIFO, a
+/// device or a socket). Errors name the path, never the file's content; a
+/// missing file (or a link to one) is `NotFound`.
+pub fn read_inside(root: &Path, path: &Path) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    let root = std::fs::canonicalize(root)?;
+    let resolved = std::fs::canonicalize(path)?;
+    if !resolved.starts_with(&root) {
+        let how = match std::fs::read_link(path) {
+            Ok(t) => format!("it is a symlink to `{}`", t.display()),
+            Err(_) => format!("it resolves to `{}`", resolved.display()),
+        };
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!("{how}, outside `{}`", root.display()),
+        ));
+    }
+    let mut f = engine_solver::fsutil::open_regular(&resolved, None)?;
+    let mut text = String::new();
+    f.read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// Read a Dockerfile or TOML spec (`-` is stdin) inside its context, see
+/// [`read_inside`].
+pub fn read_definition(context: &Path, file: &Path) -> Result<String, Failure> {
+    if file == Path::new("-") {
+        return read_text(file);
+    }
+    let root = definition_root(context, file)?;
+    read_inside(&root, file).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Failure::hint(
+                format!("cannot read `{}`: no such file", file.display()),
+                "pass the file with -f, or the context directory that holds it",
+            )
+        } else {
+            Failure::hint(
+                format!("cannot read `{}`: {e}", file.display()),
+                "a Dockerfile or spec must be a regular file inside its context (a symlink may point only inside it)",
+            )
+        }
+    })
+}
+
 /// `<Dockerfile>.dockerignore` beside the Dockerfile wins over the context's.
+/// Each is read inside its context (see [`read_inside`]).
 fn read_dockerignore(dockerfile: &Path, context: &Path) -> Result<Option<String>, Failure> {
     let mut candidates = Vec::new();
     if dockerfile != Path::new("-") {
         let mut beside = dockerfile.as_os_str().to_owned();
         beside.push(".dockerignore");
-        candidates.push(PathBuf::from(beside));
+        let beside = PathBuf::from(beside);
+        candidates.push((definition_root(context, &beside)?, beside));
     }
-    candidates.push(context.join(".dockerignore"));
-    for c in candidates {
-        match std::fs::read_to_string(&c) {
+    candidates.push((context.to_path_buf(), context.join(".dockerignore")));
+    for (root, c) in candidates {
+        match read_inside(&root, &c) {
             Ok(s) => return Ok(Some(s)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Failure::msg(format!("cannot read `{}`: {e}", c.display()))),
+            Err(e) => {
+                return Err(Failure::hint(
+                    format!("cannot read `{}`: {e}", c.display()),
+                    "an ignore file must be a regular file inside its context (a symlink may point only inside it)",
+                ))
+            }
         }
     }
     Ok(None)
@@ -222,7 +312,7 @@ pub fn plan(args: &PlanArgs, resolver: &dyn ImageResolver) -> Result<Planned, Fa
             args.context.display()
         )));
     }
-    let text = read_text(&file)?;
+    let text = read_definition(&args.context, &file)?;
     let dockerignore = read_dockerignore(&file, &args.context)?;
     let build_args = parse_build_args(&args.build_args)?;
     let contexts = parse_build_contexts(&args.build_contexts)?;
@@ -291,7 +381,7 @@ fn plan_toml(
     file: &Path,
     resolver: &dyn ImageResolver,
 ) -> Result<Planned, Failure> {
-    let text = read_text(file)?;
+    let text = read_definition(&args.context, file)?;
     let spec_dir = file
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -311,7 +401,7 @@ fn plan_toml(
                 "`{rel}` is outside the spec's directory"
             )));
         }
-        std::fs::read_to_string(spec_dir.join(rel))
+        read_inside(&spec_dir, &spec_dir.join(rel))
     };
     let mut vars = parse_build_args(&args.build_args)?;
     vars.extend(parse_build_args(&args.set)?);
@@ -363,5 +453,35 @@ mod tests {
             ("/a/img", Some("@sha256:ab".into()))
         );
         assert_eq!(split_layout_ref("./img"), ("./img", None));
+    }
+
+    #[test]
+    fn definition_files_are_read_inside_their_root() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "outside-content").unwrap();
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        std::fs::create_dir(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/real"), "inside").unwrap();
+        let link = |target: &Path, name: &str| std::os::unix::fs::symlink(target, root.join(name));
+        link(Path::new("sub/real"), "in").unwrap();
+        link(&outside.path().join("secret"), "out").unwrap();
+        link(Path::new("../../../../../../../../etc/passwd"), "climb").unwrap();
+        link(Path::new("missing"), "dangling").unwrap();
+        assert_eq!(read_inside(root, &root.join("in")).unwrap(), "inside");
+        for name in ["out", "climb"] {
+            let e = read_inside(root, &root.join(name)).unwrap_err();
+            assert!(e.to_string().contains("outside"), "{name}: {e}");
+            assert!(!e.to_string().contains("outside-content"));
+        }
+        let e = read_inside(root, &root.join("dangling")).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+        let e = read_inside(root, &root.join("sub")).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        // The context is the root of a file named inside it, however named.
+        let in_ctx = definition_root(root, &root.join("sub/../sub/real")).unwrap();
+        assert_eq!(in_ctx, std::fs::canonicalize(root).unwrap());
+        let elsewhere = definition_root(&root.join("sub"), &root.join("in")).unwrap();
+        assert_eq!(elsewhere, std::fs::canonicalize(root).unwrap());
     }
 }

@@ -35,7 +35,8 @@ fn sniff(head: &[u8]) -> Option<Codec> {
 }
 
 fn decoder(path: &Path) -> io::Result<Option<Box<dyn Read>>> {
-    let mut f = fs::File::open(path)?;
+    // Only a regular file is opened (never a FIFO or device of a context).
+    let mut f = crate::fsutil::open_regular(path, None)?;
     let mut head = [0u8; 512];
     let mut n = 0;
     while n < head.len() {
@@ -48,7 +49,7 @@ fn decoder(path: &Path) -> io::Result<Option<Box<dyn Read>>> {
     let Some(codec) = sniff(&head[..n]) else {
         return Ok(None);
     };
-    let f = BufReader::new(fs::File::open(path)?);
+    let f = BufReader::new(crate::fsutil::open_regular(path, None)?);
     let r: Box<dyn Read> = match codec {
         Codec::Plain => Box::new(f),
         Codec::Gzip => Box::new(flate2::read::MultiGzDecoder::new(f)),

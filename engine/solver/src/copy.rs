@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use engine_cache::{FileHashMemo, FileStamp};
@@ -14,7 +14,7 @@ use engine_ir::ignore::IgnorePatterns;
 use engine_ir::CopyAction;
 
 use crate::copy_reuse::{self, FileRecord, Manifest, Previous};
-use crate::fsutil::{glob_match, has_wildcard, resolve_in_root};
+use crate::fsutil::{glob_match, has_wildcard, open_regular, resolve_in_root};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
@@ -150,7 +150,7 @@ fn copy_inner(req: &CopyRequest<'_>, defer: bool) -> Result<Option<DeferredDir>,
         if meta.is_dir() {
             let dir = ctx.ensure_dir(&dest)?;
             ctx.copy_dir_contents(&m.path, &dir, "")?;
-        } else if req.unpack && crate::archive::is_archive(&m.path) {
+        } else if req.unpack && meta.is_file() && crate::archive::is_archive(&m.path) {
             let dir = ctx.ensure_dir(&dest)?;
             crate::archive::extract(&m.path, &dir, req.ownership).map_err(|message| {
                 CopyError::Archive {
@@ -232,6 +232,17 @@ fn is_ignored(req: &Source<'_>, rel: &str) -> bool {
         .is_some_and(|i| !rel.is_empty() && rel != "." && i.is_excluded(rel))
 }
 
+/// Whether a source, once its symlinks are resolved to `path`, lies in
+/// what `.dockerignore` excludes: a link may not lead into an excluded
+/// directory (the filtered context BuildKit sends has the link, not the
+/// directory).
+fn resolves_into_ignored(req: &Source<'_>, path: &Path) -> bool {
+    req.ignore.is_some()
+        && path
+            .strip_prefix(req.src_root)
+            .is_ok_and(|r| is_ignored(req, &r.to_string_lossy()))
+}
+
 /// Where sources are read from: a root and, for a local context, its
 /// `.dockerignore`.
 #[derive(Clone, Copy)]
@@ -277,7 +288,7 @@ fn expand_source(req: Source<'_>, src: &str) -> Result<Vec<Matched>, CopyError> 
             return Err(CopyError::NotFound(pattern));
         }
         let path = resolve_in_root(req.src_root, &pattern, true).map_err(io_err(req.src_root))?;
-        if fs::symlink_metadata(&path).is_err() {
+        if fs::symlink_metadata(&path).is_err() || resolves_into_ignored(&req, &path) {
             return Err(CopyError::NotFound(pattern));
         }
         return Ok(vec![Matched {
@@ -292,7 +303,7 @@ fn expand_source(req: Source<'_>, src: &str) -> Result<Vec<Matched>, CopyError> 
         return Err(CopyError::NoMatch(src.to_string()));
     }
     found.sort();
-    Ok(found
+    let matched: Vec<Matched> = found
         .into_iter()
         .map(|rel| {
             let path = resolve_in_root(req.src_root, &rel, true)
@@ -303,7 +314,12 @@ fn expand_source(req: Source<'_>, src: &str) -> Result<Vec<Matched>, CopyError> 
                 path,
             }
         })
-        .collect())
+        .filter(|m| !resolves_into_ignored(&req, &m.path))
+        .collect();
+    if matched.is_empty() {
+        return Err(CopyError::NoMatch(src.to_string()));
+    }
+    Ok(matched)
 }
 
 /// Match a wildcard pattern segment by segment, listing only the
@@ -522,6 +538,11 @@ impl Ctx<'_, '_> {
     /// there unless both are directories. Never writes through a symlink.
     fn copy_entry(&mut self, from: &Path, to: &Path, meta: &fs::Metadata) -> Result<(), CopyError> {
         let ft = meta.file_type();
+        if ft.is_socket() {
+            // A socket cannot be copied (nor is it part of a context: the
+            // context's hash skips it with a warning); what is at `to` stays.
+            return Ok(());
+        }
         if let Ok(existing) = fs::symlink_metadata(to) {
             if !(existing.is_dir() && ft.is_dir()) {
                 if existing.is_dir() {
@@ -546,7 +567,7 @@ impl Ctx<'_, '_> {
             let target = fs::read_link(from).map_err(io_err(from))?;
             std::os::unix::fs::symlink(&target, to).map_err(io_err(to))?;
             std::os::unix::fs::lchown(to, Some(uid), Some(gid)).map_err(io_err(to))?;
-            set_mtime(to, meta, true);
+            set_mtime(to, meta);
             return Ok(());
         }
         if meta.nlink() > 1 {
@@ -573,7 +594,7 @@ impl Ctx<'_, '_> {
             return Ok(());
         }
         if ft.is_file() {
-            let mut r = fs::File::open(from).map_err(io_err(from))?;
+            let mut r = open_regular(from, Some(meta)).map_err(io_err(from))?;
             let mut w = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -581,14 +602,15 @@ impl Ctx<'_, '_> {
                 .map_err(io_err(to))?;
             io::copy(&mut r, &mut w).map_err(io_err(to))?;
         } else {
-            // fifos and devices: only reachable from images and stages.
+            // FIFOs and devices are made anew, never opened (as BuildKit's
+            // fsutil sends them: by type).
             crate::archive::mknod_like(to, meta).map_err(io_err(to))?;
         }
         std::os::unix::fs::lchown(to, Some(uid), Some(gid)).map_err(io_err(to))?;
         fs::set_permissions(to, fs::Permissions::from_mode(self.mode_of(meta)))
             .map_err(io_err(to))?;
         copy_xattrs(from, to);
-        set_mtime(to, meta, false);
+        set_mtime(to, meta);
         Ok(())
     }
 
@@ -640,7 +662,7 @@ impl Ctx<'_, '_> {
         gid: u32,
     ) -> Result<FileRecord, CopyError> {
         use std::io::{Read, Write};
-        let mut r = fs::File::open(from).map_err(io_err(from))?;
+        let mut r = open_regular(from, Some(meta)).map_err(io_err(from))?;
         let mut w = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -684,7 +706,7 @@ impl Ctx<'_, '_> {
     }
 
     fn finish_dir(&self, to: &Path, meta: &fs::Metadata) -> Result<(), CopyError> {
-        set_mtime(to, meta, false);
+        set_mtime(to, meta);
         Ok(())
     }
 }
@@ -693,13 +715,11 @@ fn has_xattrs(p: &Path) -> bool {
     xattr::list(p).map_or(true, |mut l| l.next().is_some())
 }
 
-fn set_mtime(p: &Path, meta: &fs::Metadata, symlink: bool) {
+/// Set `p`'s times by path (`utimensat`, the last component not followed):
+/// `filetime::set_file_times` opens the file, which blocks on a FIFO.
+fn set_mtime(p: &Path, meta: &fs::Metadata) {
     let t = filetime::FileTime::from_last_modification_time(meta);
-    let _ = if symlink {
-        filetime::set_symlink_file_times(p, t, t)
-    } else {
-        filetime::set_file_times(p, t, t)
-    };
+    let _ = filetime::set_symlink_file_times(p, t, t);
 }
 
 /// Keep user-visible and capability xattrs; overlay-private ones never travel.

@@ -51,6 +51,45 @@ pub fn resolve_in_root(root: &Path, path: &str, follow_last: bool) -> io::Result
     Ok(join(root, &resolved))
 }
 
+/// Open `path` for reading only if it is a regular file, without ever
+/// blocking or following a symlink in its last component: a FIFO, socket or
+/// device is refused before anything opens it. With `expect` (the
+/// `symlink_metadata` a walk already has), the file opened must still be
+/// that inode; without, it is looked up first.
+pub fn open_regular(path: &Path, expect: Option<&std::fs::Metadata>) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let looked_up;
+    let expect = match expect {
+        Some(m) => m,
+        None => {
+            looked_up = std::fs::symlink_metadata(path)?;
+            &looked_up
+        }
+    };
+    if !expect.is_file() {
+        return Err(not_regular(path));
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    let now = f.metadata()?;
+    if !now.is_file() || now.dev() != expect.dev() || now.ino() != expect.ino() {
+        return Err(io::Error::other(format!(
+            "`{}` changed while it was read",
+            path.display()
+        )));
+    }
+    Ok(f)
+}
+
+fn not_regular(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("`{}` is not a regular file", path.display()),
+    )
+}
+
 fn components(p: &str) -> Vec<String> {
     Path::new(p)
         .components()
@@ -203,6 +242,41 @@ mod tests {
         );
         std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
         assert!(resolve_in_root(root, "/loop/x", true).is_err());
+    }
+
+    #[test]
+    fn only_regular_files_are_opened() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        std::fs::write(root.join("file"), "data").unwrap();
+        std::os::unix::fs::symlink("file", root.join("link")).unwrap();
+        let fifo = root.join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let _sock = std::os::unix::net::UnixListener::bind(root.join("sock")).unwrap();
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut open_regular(&root.join("file"), None).unwrap(), &mut s)
+            .unwrap();
+        assert_eq!(s, "data");
+        for p in ["link", "fifo", "sock", "."] {
+            let e = open_regular(&root.join(p), None).unwrap_err();
+            assert!(e.to_string().contains("not a regular file"), "{p}: {e}");
+        }
+        // A file listed by a walk must still be that file when opened.
+        let listed = std::fs::symlink_metadata(root.join("file")).unwrap();
+        std::fs::write(root.join("new"), "other").unwrap();
+        std::fs::rename(root.join("new"), root.join("file")).unwrap();
+        assert!(open_regular(&root.join("file"), Some(&listed)).is_err());
+        // Even given the metadata of a regular file, a FIFO in its place
+        // does not block.
+        std::fs::remove_file(&fifo).unwrap();
+        std::fs::write(&fifo, "x").unwrap();
+        let listed = std::fs::symlink_metadata(&fifo).unwrap();
+        std::fs::remove_file(&fifo).unwrap();
+        // SAFETY: valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        assert!(open_regular(&fifo, Some(&listed)).is_err());
     }
 
     #[test]

@@ -1,6 +1,11 @@
 //! Content hashes of what a step reads from a local context: exactly the
 //! files its sources select, after `.dockerignore`, by path, type, mode,
 //! owner, link target and content (never mtime), files hashed in parallel.
+//! Sockets are no part of a context (skipped, with a warning); FIFOs and
+//! devices are hashed by type and device number, never opened. The walk
+//! also names what it left out ([`Selection::hidden`]), so that a bind
+//! mount of the context can show exactly what was hashed
+//! (`crate::context_view`).
 //!
 //! A file's content hash (blake3) can come from the cache's memo, keyed by
 //! (device, inode, size, mtime, ctime): a rebuild of a big context then
@@ -8,7 +13,7 @@
 
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -40,21 +45,61 @@ pub fn hash_selection_with(
     sources: &[String],
     memo: Option<&FileHashMemo>,
 ) -> Result<String, CopyError> {
+    select(root, ignore, sources, memo).map(|s| s.hash)
+}
+
+/// What a step reads from a local context: the content hash of its
+/// selection, and what a view of the context must hide for the step to see
+/// exactly what was hashed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// As [`hash_selection_with`] returns it.
+    pub hash: String,
+    /// Context-relative paths inside the selection that the filtered
+    /// context lacks: the topmost entry of each subtree `.dockerignore`
+    /// excludes, and sockets. Sorted within each directory; a directory
+    /// comes before nothing below it (nothing below a hidden path is
+    /// listed).
+    pub hidden: Vec<String>,
+    /// Context-relative paths of the sockets among them (never copied, as
+    /// they cannot be: worth a warning).
+    pub sockets: Vec<String>,
+}
+
+#[derive(Default)]
+struct Walk {
+    items: Vec<Item>,
+    hidden: Vec<String>,
+    sockets: Vec<String>,
+}
+
+/// Walk and hash the selection of `sources` under `root` (see
+/// [`Selection`]). Nothing but regular files is ever opened, and those
+/// without following symlinks or blocking.
+pub fn select(
+    root: &Path,
+    ignore: Option<&IgnorePatterns>,
+    sources: &[String],
+    memo: Option<&FileHashMemo>,
+) -> Result<Selection, CopyError> {
     let src = copy::Source {
         src_root: root,
         ignore,
     };
     let selected = copy::selected(src, sources)?;
-    let mut items = Vec::new();
+    let mut walk = Walk::default();
     for (rel, path) in selected {
-        collect(root, ignore, &rel, &path, &mut items).map_err(|e| CopyError::Io {
+        collect(root, ignore, &rel, &path, &mut walk).map_err(|e| CopyError::Io {
             path: rel.clone(),
             source: e,
         })?;
     }
     let now = SystemTime::now();
-    let hashes: Vec<io::Result<[u8; 32]>> =
-        items.par_iter().map(|i| hash_item(i, memo, now)).collect();
+    let hashes: Vec<io::Result<[u8; 32]>> = walk
+        .items
+        .par_iter()
+        .map(|i| hash_item(i, memo, now))
+        .collect();
     let mut h = blake3::Hasher::new();
     h.update(b"engine/context-selection/v2\0");
     for (i, r) in hashes.into_iter().enumerate() {
@@ -64,7 +109,17 @@ pub fn hash_selection_with(
         })?;
         h.update(&bytes);
     }
-    Ok(h.finalize().to_hex().to_string())
+    Ok(Selection {
+        hash: h.finalize().to_hex().to_string(),
+        hidden: walk.hidden,
+        sockets: walk.sockets,
+    })
+}
+
+fn context_rel(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .map(|r| r.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn collect(
@@ -72,11 +127,13 @@ fn collect(
     ignore: Option<&IgnorePatterns>,
     rel: &str,
     path: &Path,
-    out: &mut Vec<Item>,
+    w: &mut Walk,
 ) -> io::Result<()> {
     let meta = fs::symlink_metadata(path)?;
+    let ft = meta.file_type();
     if meta.is_dir() {
-        out.push(Item::Other(rel.to_string(), meta, path.to_path_buf()));
+        w.items
+            .push(Item::Other(rel.to_string(), meta, path.to_path_buf()));
         let mut names: Vec<_> = fs::read_dir(path)?
             .filter_map(|e| e.ok())
             .map(|e| e.file_name())
@@ -85,26 +142,44 @@ fn collect(
         for n in names {
             let child_rel = format!("{}/{}", rel.trim_end_matches('/'), n.to_string_lossy());
             let child = path.join(&n);
-            let ctx_rel = child
-                .strip_prefix(root)
-                .map(|r| r.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let ctx_rel = context_rel(root, &child);
+            let mut entered_excluded = false;
             if let Some(ig) = ignore {
                 if ig.is_excluded(&ctx_rel) {
                     let is_dir = fs::symlink_metadata(&child)
                         .map(|m| m.is_dir())
                         .unwrap_or(false);
                     if !(is_dir && ig.may_reinclude_under(&ctx_rel)) {
+                        w.hidden.push(ctx_rel);
                         continue;
                     }
+                    entered_excluded = true;
                 }
             }
-            collect(root, ignore, &child_rel, &child, out)?;
+            let before = (w.items.len(), w.hidden.len(), w.sockets.len());
+            collect(root, ignore, &child_rel, &child, w)?;
+            if entered_excluded && w.items.len() == before.0 + 1 {
+                // An excluded directory with nothing re-included below it
+                // is not part of the context (fsutil sends such a directory
+                // only as the parent of what it re-includes; COPY makes none).
+                w.items.truncate(before.0);
+                w.hidden.truncate(before.1);
+                w.sockets.truncate(before.2);
+                w.hidden.push(ctx_rel);
+            }
         }
+    } else if ft.is_socket() {
+        // Never part of a context: a socket cannot be copied (a warning
+        // names it) and a view of the context hides it.
+        let r = context_rel(root, path);
+        w.hidden.push(r.clone());
+        w.sockets.push(r);
     } else if meta.is_file() {
-        out.push(Item::File(rel.to_string(), meta, path.to_path_buf()));
+        w.items
+            .push(Item::File(rel.to_string(), meta, path.to_path_buf()));
     } else {
-        out.push(Item::Other(rel.to_string(), meta, path.to_path_buf()));
+        w.items
+            .push(Item::Other(rel.to_string(), meta, path.to_path_buf()));
     }
     Ok(())
 }
@@ -148,7 +223,7 @@ pub(crate) fn content_hash(
     if let Some(hit) = memo.and_then(|m| m.get(&stamp)) {
         return Ok(hit);
     }
-    let mut f = fs::File::open(path)?;
+    let mut f = crate::fsutil::open_regular(path, Some(meta))?;
     let mut h = blake3::Hasher::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -284,5 +359,70 @@ mod tests {
             hash_selection_with(d.path(), None, &src, Some(&memo)).unwrap(),
             plain
         );
+    }
+
+    #[test]
+    fn the_selection_names_what_a_view_must_hide() {
+        let d = ctx();
+        let p = d.path();
+        fs::create_dir_all(p.join("src/docs/old")).unwrap();
+        fs::write(p.join("src/docs/keep.md"), b"k").unwrap();
+        fs::write(p.join("src/docs/drop.md"), b"d").unwrap();
+        fs::write(p.join("src/docs/old/x.md"), b"x").unwrap();
+        fs::create_dir_all(p.join("src/empty-excluded/inner")).unwrap();
+        let _sock = std::os::unix::net::UnixListener::bind(p.join("src/sub/agent.sock")).unwrap();
+        let ig = IgnorePatterns::parse(
+            "**/*.log\nsrc/docs\n!src/docs/keep.md\nsrc/empty-excluded\n!src/empty-excluded/none\n",
+        )
+        .unwrap();
+        let s = select(p, Some(&ig), &["src".to_string()], None).unwrap();
+        assert_eq!(
+            s.hidden,
+            [
+                "src/docs/drop.md",
+                "src/docs/old",
+                "src/empty-excluded",
+                "src/ignored.log",
+                "src/sub/agent.sock",
+            ]
+        );
+        assert_eq!(s.sockets, ["src/sub/agent.sock"]);
+        // Sockets and the excluded directory with nothing re-included in it
+        // are not part of the hash: removing them changes nothing.
+        drop(_sock);
+        fs::remove_file(p.join("src/sub/agent.sock")).unwrap();
+        fs::remove_dir_all(p.join("src/empty-excluded")).unwrap();
+        let again = select(p, Some(&ig), &["src".to_string()], None).unwrap();
+        assert_eq!(again.hash, s.hash);
+        // Nothing excluded, nothing hidden, and the hash is hash_selection's.
+        let plain = select(p, None, &["src".to_string()], None).unwrap();
+        assert!(plain.hidden.is_empty());
+        assert_eq!(
+            plain.hash,
+            hash_selection(p, None, &["src".to_string()]).unwrap()
+        );
+    }
+
+    #[test]
+    fn special_files_are_hashed_without_being_opened() {
+        let d = ctx();
+        let fifo = d.path().join("src/fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let root = d.path().to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let src = ["src".to_string(), "src/fifo".to_string()];
+            let _ = tx.send(select(&root, None, &src, None).map(|s| s.hash));
+        });
+        let h = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("hashing a FIFO blocked")
+            .unwrap();
+        fs::remove_file(&fifo).unwrap();
+        fs::write(&fifo, b"").unwrap();
+        let src = ["src".to_string(), "src/fifo".to_string()];
+        assert_ne!(select(d.path(), None, &src, None).unwrap().hash, h);
     }
 }

@@ -12,8 +12,10 @@
 //!
 //! `extra` holds what the op refers to but does not contain: the content
 //! hash of each local-context selection a COPY or bind mount reads (in op
-//! order, see [`crate::hash`]), or an OCI layout's manifest digest and
-//! platform. Never `std::hash::Hash`, never a path, a time or a machine.
+//! order, see [`crate::hash`]; a bind mount of a context with ignore
+//! patterns adds [`FILTERED_BIND_VIEW`] after its hash), or an OCI
+//! layout's manifest digest and platform. Never `std::hash::Hash`, never a
+//! path, a time or a machine.
 
 use engine_ir::graph::canonical_json;
 use engine_ir::Op;
@@ -21,6 +23,12 @@ use engine_ir::Op;
 /// Bumped when what a key covers, how it is encoded, or how a snapshot is
 /// laid out changes: every earlier result then misses.
 pub const CACHE_VERSION: &str = "engine-cache-v2";
+
+/// The `extra` that follows the selection hash of a bind mount of a local
+/// context that has ignore patterns: the mount shows the filtered context
+/// (see `crate::context_view`), which engines before it did not, so their
+/// results for such a step (which may hold excluded files) never match.
+pub const FILTERED_BIND_VIEW: &str = "bind-view:filtered";
 
 fn put(h: &mut blake3::Hasher, bytes: &[u8]) {
     h.update(&(bytes.len() as u64).to_le_bytes());

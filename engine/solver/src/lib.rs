@@ -6,6 +6,7 @@ pub mod archive;
 pub mod build;
 pub mod cache_registry;
 pub mod cache_share;
+pub mod context_view;
 pub mod copy;
 pub mod copy_reuse;
 pub mod fsutil;

@@ -170,6 +170,10 @@ impl<'a> Runner<'a> {
     }
 }
 
+/// For each bind mount of a local context (by its index in the step's
+/// mounts), the context paths its view hides (`hash::Selection::hidden`).
+type HiddenPaths = BTreeMap<usize, Vec<String>>;
+
 fn key_of(op: &Op, inputs: &[Value], extra: &[&str]) -> String {
     let input_keys: Vec<&str> = inputs.iter().map(|i| i.key.as_str()).collect();
     crate::keys::cache_key(op, &input_keys, extra)
@@ -505,44 +509,70 @@ impl Runner<'_> {
                     .is_some_and(|s| self.opts.no_cache_filter.iter().any(|f| f == s)))
     }
 
-    fn local_extra(&self, op: &Op, inputs: &[Value]) -> Result<Vec<String>, StepError> {
+    /// The content hashes of what `op` reads from local contexts (its
+    /// key's `extra`), and for each bind mount of a context (by mount
+    /// index) the paths its view must hide.
+    fn local_extra(
+        &self,
+        id: NodeId,
+        op: &Op,
+        inputs: &[Value],
+    ) -> Result<(Vec<String>, HiddenPaths), StepError> {
         let mut extra = Vec::new();
+        let mut hidden = BTreeMap::new();
+        let warn = |sockets: &[String]| {
+            for s in sockets {
+                self.progress.output(
+                    id.0,
+                    &format!("warning: skipping socket `{s}` of the build context (sockets are not part of a context)"),
+                );
+            }
+        };
         match op {
             Op::File(f) => {
                 for a in &f.actions {
                     if let FileAction::Copy(c) = a {
                         if let Some(l) = inputs.get(c.src_input).and_then(|i| i.local.as_ref()) {
-                            let h = crate::hash::hash_selection_with(
+                            let s = crate::hash::select(
                                 &l.path,
                                 Some(&l.ignore),
                                 &c.sources,
                                 Some(self.state.store.file_memo()),
                             )
                             .map_err(|e| msg(e.to_string()))?;
-                            extra.push(h);
+                            warn(&s.sockets);
+                            extra.push(s.hash);
                         }
                     }
                 }
             }
             Op::Exec(e) => {
-                for m in &e.mounts {
+                for (i, m) in e.mounts.iter().enumerate() {
                     if let MountKind::Bind { input, source } = &m.kind {
                         if let Some(l) = inputs.get(*input).and_then(|i| i.local.as_ref()) {
-                            let h = crate::hash::hash_selection_with(
+                            let s = crate::hash::select(
                                 &l.path,
                                 Some(&l.ignore),
                                 std::slice::from_ref(source),
                                 Some(self.state.store.file_memo()),
                             )
                             .map_err(|e| msg(e.to_string()))?;
-                            extra.push(h);
+                            warn(&s.sockets);
+                            extra.push(s.hash);
+                            if !l.ignore.is_empty() {
+                                // Engines before the filtered view showed
+                                // what .dockerignore excludes: never reuse
+                                // their results.
+                                extra.push(crate::keys::FILTERED_BIND_VIEW.to_string());
+                            }
+                            hidden.insert(i, s.hidden);
                         }
                     }
                 }
             }
             _ => {}
         }
-        Ok(extra)
+        Ok((extra, hidden))
     }
 
     fn layer_op(
@@ -552,7 +582,7 @@ impl Runner<'_> {
         inputs: &[Value],
         cancel: &CancelToken,
     ) -> Result<Value, StepError> {
-        let extra = self.local_extra(op, inputs)?;
+        let (extra, hidden) = self.local_extra(id, op, inputs)?;
         let extra_refs: Vec<&str> = extra.iter().map(String::as_str).collect();
         let key = key_of(op, inputs, &extra_refs);
         let base = inputs
@@ -598,7 +628,7 @@ impl Runner<'_> {
             };
             let r = match op {
                 Op::Exec(e) => self
-                    .exec(id, e, &base, inputs, &upper, &work, cancel)
+                    .exec(id, e, &base, inputs, &hidden, &upper, &work, cancel)
                     .map(|()| None),
                 Op::File(f) => self.file(f, &base, inputs, &upper, &work, previous.as_ref()),
                 _ => unreachable!("layer_op only runs exec and file ops"),
@@ -659,6 +689,7 @@ impl Runner<'_> {
         e: &engine_ir::Exec,
         base: &Snapshot,
         inputs: &[Value],
+        hidden: &HiddenPaths,
         upper: &Path,
         work: &Path,
         cancel: &CancelToken,
@@ -670,7 +701,7 @@ impl Runner<'_> {
         let mut mounts = Vec::new();
         let mut env = e.env.clone();
         env.extend(e.proxy_env.iter().cloned());
-        for m in &e.mounts {
+        for (mount_index, m) in e.mounts.iter().enumerate() {
             match &m.kind {
                 MountKind::Bind { input, source } => {
                     let v = inputs
@@ -678,13 +709,30 @@ impl Runner<'_> {
                         .ok_or_else(|| msg("mount input missing"))?;
                     // The source is always mounted read-only from its origin;
                     // a writable bind (`rw`) gets a throw-away overlay, so
-                    // writes never reach the context or a snapshot.
+                    // writes never reach the context or a snapshot. A
+                    // context is seen filtered: a layer of whiteouts hides
+                    // what its key does not cover (see `context_view`).
                     let snap = match &v.local {
-                        Some(l) => Snapshot::default().with(Arc::new(Layer {
-                            dir: l.path.clone(),
-                            blobs: Mutex::new(Some(Vec::new())),
-                            key: String::new(),
-                        })),
+                        Some(l) => {
+                            let layer = |dir: PathBuf| {
+                                Arc::new(Layer {
+                                    dir,
+                                    blobs: Mutex::new(Some(Vec::new())),
+                                    key: String::new(),
+                                })
+                            };
+                            let snap = Snapshot::default().with(layer(l.path.clone()));
+                            match hidden.get(&mount_index).filter(|h| !h.is_empty()) {
+                                Some(h) => {
+                                    let g = crate::context_view::hiding_layer(&l.path, h, &tmp)
+                                        .map_err(ioe("hiding excluded files of the context"))?;
+                                    let snap = snap.with(layer(g.path().to_path_buf()));
+                                    guards.push(g);
+                                    snap
+                                }
+                                None => snap,
+                            }
+                        }
                         None => v.fs.clone().unwrap_or_default(),
                     };
                     let g = if m.readonly {

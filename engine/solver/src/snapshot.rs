@@ -234,6 +234,22 @@ fn mount(
     Ok(())
 }
 
+/// A new empty directory under `tmp`, on a tmpfs of its own where the
+/// kernel lets us mount one (gone at once when the guard drops, however
+/// many entries it holds), else on `tmp`'s filesystem.
+pub fn scratch_tmpfs(tmp: &Path) -> io::Result<MountGuard> {
+    let dir = tempfile::Builder::new().prefix("tmpfs-").tempdir_in(tmp)?;
+    let target = dir.path().join("fs");
+    std::fs::create_dir(&target)?;
+    let mounted = mount("tmpfs", &target, "tmpfs", libc::MS_NOSUID, "mode=0755").is_ok();
+    Ok(MountGuard {
+        target,
+        mounted,
+        copy: None,
+        _keep: Some(dir),
+    })
+}
+
 /// Mount the snapshot at a new directory under `tmp`. With `upper` (and
 /// `work`), the mount is writable and changes land in `upper`; without, it is
 /// read-only. An empty snapshot mounts an empty directory.

@@ -634,7 +634,7 @@ fn no_cache_filter(args: &BuildArgs) -> Result<Vec<String>, Failure> {
     let (file, frontend) = crate::plan::locate(&args.plan)?;
     // (A Dockerfile read from stdin was consumed by planning.)
     if frontend == crate::cli::Frontend::Dockerfile && file != std::path::Path::new("-") {
-        let text = crate::plan::read_text(&file)?;
+        let text = crate::plan::read_definition(&args.plan.context, &file)?;
         let stages: Vec<String> = engine_dockerfile::parser::parse(&text)
             .ok()
             .and_then(|ast| engine_dockerfile::instructions::parse_all(&ast).ok())

@@ -61,25 +61,6 @@ fn build(ctx: &Path, dockerfile: &str) -> (bool, String, tempfile::TempDir) {
     (o.status.success(), err, out)
 }
 
-fn grep_tree(root: &Path, needle: &str) -> bool {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return false;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        let Ok(m) = std::fs::symlink_metadata(&p) else {
-            continue;
-        };
-        if m.is_dir() && grep_tree(&p, needle) {
-            return true;
-        }
-        if m.is_file() && std::fs::read_to_string(&p).is_ok_and(|s| s.contains(needle)) {
-            return true;
-        }
-    }
-    false
-}
-
 #[test]
 fn context_symlinks_to_the_host_are_not_followed_out() {
     let canary = Canary::new();

@@ -113,25 +113,6 @@ fn read(root: &Path, p: &str) -> String {
     std::fs::read_to_string(root.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"))
 }
 
-fn grep_tree(root: &Path, needle: &str) -> bool {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return false;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        let Ok(m) = std::fs::symlink_metadata(&p) else {
-            continue;
-        };
-        if m.is_dir() && grep_tree(&p, needle) {
-            return true;
-        }
-        if m.is_file() && std::fs::read_to_string(&p).is_ok_and(|s| s.contains(needle)) {
-            return true;
-        }
-    }
-    false
-}
-
 // ---------------------------------------------------------------------------
 // Hole 6: a bind mount of the context sees the filtered context, and its
 // cache key covers exactly what it sees.

@@ -918,20 +918,7 @@ mod tests {
     use super::*;
 
     /// Docker's default capability set (as the sandbox keeps it).
-    const DEFAULT_CAPS: u64 = (1 << 0)
-        | (1 << 1)
-        | (1 << 3)
-        | (1 << 4)
-        | (1 << 5)
-        | (1 << 6)
-        | (1 << 7)
-        | (1 << 8)
-        | (1 << 10)
-        | (1 << 13)
-        | (1 << 18)
-        | (1 << 27)
-        | (1 << 29)
-        | (1 << 31);
+    const DEFAULT_CAPS: u64 = crate::caps::DEFAULT;
     const ALL_CAPS: u64 = !0;
 
     #[cfg(target_arch = "x86_64")]

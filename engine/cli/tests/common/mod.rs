@@ -89,3 +89,24 @@ pub fn image_digest(stderr: &[u8]) -> String {
         .unwrap_or_else(|| panic!("no image digest in:\n{s}"))
         .to_string()
 }
+
+/// Whether any regular file below `root` (symlinks not followed) contains
+/// `needle`: did a canary reach an image?
+pub fn grep_tree(root: &Path, needle: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return false;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let Ok(m) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if m.is_dir() && grep_tree(&p, needle) {
+            return true;
+        }
+        if m.is_file() && std::fs::read_to_string(&p).is_ok_and(|s| s.contains(needle)) {
+            return true;
+        }
+    }
+    false
+}

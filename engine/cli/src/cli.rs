@@ -105,12 +105,17 @@ pub struct BuildArgs {
     /// Cache directory
     #[arg(long = "cache-dir", env = "ENGINE_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// Maximum number of concurrent RUN steps (default: number of cores)
+    /// Maximum number of concurrent RUN steps (default: no limit, every step
+    /// whose inputs are ready runs, as in BuildKit)
     #[arg(short = 'j', long = "jobs")]
     pub jobs: Option<usize>,
     /// OCI runtime for RUN steps: the built-in sandbox, runc, crun or a path
     #[arg(long, default_value = "builtin")]
     pub runtime: String,
+    /// Write a timeline of the build to FILE as Chrome trace-event JSON
+    /// (open it in https://ui.perfetto.dev or chrome://tracing)
+    #[arg(long = "trace", value_name = "FILE")]
+    pub trace: Option<PathBuf>,
     /// Grant an entitlement to RUN steps: network.host (RUN --network=host),
     /// security.insecure (RUN --security=insecure)
     #[arg(long = "allow", value_name = "ENTITLEMENT", value_delimiter = ',')]

@@ -19,3 +19,4 @@ pub mod run;
 pub mod scheduler;
 pub mod snapshot;
 pub mod state;
+pub mod trace;

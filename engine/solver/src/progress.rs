@@ -23,6 +23,7 @@ pub struct Event<'a> {
     pub status: Status,
     /// Time since the step started (0 for `started`).
     pub duration_ms: Option<u64>,
+    /// The step's cache key, once it is known (`cached`, `done`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<&'a str>,
 }
@@ -30,6 +31,11 @@ pub struct Event<'a> {
 pub trait Progress: Send + Sync {
     fn event(&self, e: &Event<'_>);
     fn output(&self, id: u32, line: &str);
+    /// A piece of work that is not a step (hashing a context, an export),
+    /// for timelines; printers ignore it.
+    fn span(&self, name: &str, cat: &'static str, start: Instant, end: Instant) {
+        let _ = (name, cat, start, end);
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

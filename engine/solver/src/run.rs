@@ -198,8 +198,13 @@ impl NodeRunner for Runner<'_> {
     type Output = Value;
     type Error = StepError;
 
-    fn is_heavy(&self, id: NodeId) -> bool {
-        matches!(self.graph.node(id).op, Op::Exec(_))
+    fn class(&self, id: NodeId) -> crate::scheduler::Class {
+        use crate::scheduler::Class;
+        match self.graph.node(id).op {
+            Op::Exec(_) => Class::Exec,
+            Op::File(_) => Class::Cpu,
+            _ => Class::Light,
+        }
     }
 
     fn run(&self, id: NodeId, inputs: &[Value], cancel: &CancelToken) -> Result<Value, StepError> {
@@ -237,7 +242,7 @@ impl NodeRunner for Runner<'_> {
                 name,
                 status,
                 duration_ms: Some(ms),
-                digest: None,
+                digest: result.as_ref().ok().map(|v| v.key.as_str()),
             });
         }
         result
@@ -582,7 +587,12 @@ impl Runner<'_> {
         inputs: &[Value],
         cancel: &CancelToken,
     ) -> Result<Value, StepError> {
+        let hashing = Instant::now();
         let (extra, hidden) = self.local_extra(id, op, inputs)?;
+        if !extra.is_empty() {
+            self.progress
+                .span("hash build context", "context", hashing, Instant::now());
+        }
         let extra_refs: Vec<&str> = extra.iter().map(String::as_str).collect();
         let key = key_of(op, inputs, &extra_refs);
         let base = inputs

@@ -1,11 +1,16 @@
 //! A dependency-driven parallel scheduler over an IR graph.
 //!
-//! A node starts as soon as all its inputs are done; independent nodes run
-//! at once on a rayon pool; nodes whose op is heavy (RUN) additionally take
-//! one of `jobs` permits. The first failure stops new work and raises the
-//! cancel flag so running steps can stop; dependents of a failed node never
-//! start. Every node runs at most once per call (the graph already merged
-//! nodes with equal digests).
+//! A node starts as soon as all its inputs are done, on a thread of its own:
+//! concurrency follows the graph, not the core count, as in BuildKit. A step
+//! that waits (a RUN's process, a registry download, a lock) holds a thread,
+//! never a CPU worker, so eight waiting RUN steps really wait at once on two
+//! cores. What bounds concurrency is the node's [`Class`]: RUN steps take one
+//! of `jobs` permits when a cap is given (`-j N`), CPU-bound steps (file ops:
+//! hashing, copying) one of `cpu` permits (the cores), so that many of them
+//! ready at once do not thrash. The first failure stops new work and raises
+//! the cancel flag so running steps can stop; dependents of a failed node
+//! never start. Every node runs at most once per call (the graph already
+//! merged nodes with equal digests).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -41,11 +46,23 @@ pub trait NodeRunner: Sync {
         cancel: &CancelToken,
     ) -> Result<Self::Output, Self::Error>;
 
-    /// Whether the node needs one of the `jobs` permits (RUN steps do).
-    fn is_heavy(&self, id: NodeId) -> bool {
+    /// What bounds the node's concurrency.
+    fn class(&self, id: NodeId) -> Class {
         let _ = id;
-        false
+        Class::Light
     }
+}
+
+/// What a node spends its time on, which picks the permit it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Little work, or waiting on the network: no permit (sources, configs).
+    Light,
+    /// CPU and disk bound (file ops): one of the `cpu` permits.
+    Cpu,
+    /// A process in a sandbox, mostly waiting: one of the `jobs` permits when
+    /// a cap is given.
+    Exec,
 }
 
 #[derive(Debug)]
@@ -65,23 +82,23 @@ pub enum Stopped<E> {
 
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
-    /// Threads in the pool (at least 1).
-    pub threads: usize,
-    /// Heavy nodes at once (at least 1).
-    pub jobs: usize,
+    /// RUN steps at once: `None` for every ready one (the default, as in
+    /// BuildKit), `Some(n)` for at most `n` (`-j n`).
+    pub jobs: Option<usize>,
+    /// CPU-bound steps at once (at least 1): the number of cores.
+    pub cpu: usize,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        let n = std::thread::available_parallelism().map_or(2, |n| n.get());
         Options {
-            threads: n.max(2),
-            jobs: n,
+            jobs: None,
+            cpu: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
 }
 
-/// Counting semaphore for heavy nodes.
+/// A counting semaphore.
 struct Permits {
     free: Mutex<usize>,
     cv: Condvar,
@@ -109,7 +126,9 @@ struct Shared<'g, R: NodeRunner> {
     outputs: Vec<Mutex<Option<R::Output>>>,
     failure: Mutex<Option<Failure<R::Error>>>,
     cancel: CancelToken,
-    permits: Permits,
+    /// `None`: RUN steps are not capped.
+    exec: Option<Permits>,
+    cpu: Permits,
 }
 
 /// Run every node of `graph` that the targets need. Returns each node's
@@ -142,8 +161,12 @@ pub fn run<R: NodeRunner>(
         outputs: (0..n).map(|_| Mutex::new(None)).collect(),
         failure: Mutex::new(None),
         cancel: cancel.clone(),
-        permits: Permits {
-            free: Mutex::new(opts.jobs.max(1)),
+        exec: opts.jobs.map(|j| Permits {
+            free: Mutex::new(j.max(1)),
+            cv: Condvar::new(),
+        }),
+        cpu: Permits {
+            free: Mutex::new(opts.cpu.max(1)),
             cv: Condvar::new(),
         },
     };
@@ -151,15 +174,11 @@ pub fn run<R: NodeRunner>(
         .ids()
         .filter(|id| shared.pending[id.0 as usize].load(Ordering::SeqCst) == 0)
         .collect();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.threads.max(1))
-        .thread_name(|i| format!("engine-solve-{i}"))
-        .build();
-    match pool {
-        Ok(pool) => pool.scope(|s| spawn_roots(&shared, &roots, s)),
-        // No dedicated pool (resource limits): run on the global one.
-        Err(_) => rayon::scope(|s| spawn_roots(&shared, &roots, s)),
-    }
+    std::thread::scope(|scope| {
+        for &r in &roots {
+            spawn(&shared, r, scope);
+        }
+    });
     if let Some(f) = shared
         .failure
         .into_inner()
@@ -178,17 +197,26 @@ pub fn run<R: NodeRunner>(
     Ok(out)
 }
 
-fn spawn_roots<'s, R: NodeRunner>(
+/// Starts `id` on a thread of its own. Should the system refuse a thread,
+/// the node runs on the calling one: slower, never lost.
+fn spawn<'s, 'e, R: NodeRunner>(
     shared: &'s Shared<'s, R>,
-    roots: &[NodeId],
-    scope: &rayon::Scope<'s>,
+    id: NodeId,
+    scope: &'s std::thread::Scope<'s, 'e>,
 ) {
-    for &r in roots {
-        scope.spawn(move |s| step(shared, r, s));
+    let started = std::thread::Builder::new()
+        .name(format!("engine-step-{}", id.0))
+        .spawn_scoped(scope, move || step(shared, id, scope));
+    if started.is_err() {
+        step(shared, id, scope);
     }
 }
 
-fn step<'s, R: NodeRunner>(shared: &'s Shared<'s, R>, id: NodeId, scope: &rayon::Scope<'s>) {
+fn step<'s, 'e, R: NodeRunner>(
+    shared: &'s Shared<'s, R>,
+    id: NodeId,
+    scope: &'s std::thread::Scope<'s, 'e>,
+) {
     if shared.cancel.is_cancelled() {
         return;
     }
@@ -204,9 +232,13 @@ fn step<'s, R: NodeRunner>(shared: &'s Shared<'s, R>, id: NodeId, scope: &rayon:
                 .expect("inputs finish before their users start")
         })
         .collect();
-    let heavy = shared.runner.is_heavy(id);
-    if heavy {
-        shared.permits.acquire();
+    let permits = match shared.runner.class(id) {
+        Class::Light => None,
+        Class::Cpu => Some(&shared.cpu),
+        Class::Exec => shared.exec.as_ref(),
+    };
+    if let Some(p) = permits {
+        p.acquire();
     }
     // Re-check: the wait for a permit may have outlived a failure.
     let result = if shared.cancel.is_cancelled() {
@@ -214,8 +246,8 @@ fn step<'s, R: NodeRunner>(shared: &'s Shared<'s, R>, id: NodeId, scope: &rayon:
     } else {
         Some(shared.runner.run(id, &inputs, &shared.cancel))
     };
-    if heavy {
-        shared.permits.release();
+    if let Some(p) = permits {
+        p.release();
     }
     match result {
         None => {}
@@ -232,7 +264,7 @@ fn step<'s, R: NodeRunner>(shared: &'s Shared<'s, R>, id: NodeId, scope: &rayon:
                 .unwrap_or_else(|e| e.into_inner()) = Some(output);
             for &u in &shared.users[id.0 as usize] {
                 if shared.pending[u.0 as usize].fetch_sub(1, Ordering::SeqCst) == 1 {
-                    scope.spawn(move |s| step(shared, u, s));
+                    spawn(shared, u, scope);
                 }
             }
         }

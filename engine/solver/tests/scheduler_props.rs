@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use engine_ir::*;
-use engine_solver::scheduler::{self, CancelToken, NodeRunner, Options, Stopped};
+use engine_solver::scheduler::{self, CancelToken, Class, NodeRunner, Options, Stopped};
 use proptest::prelude::*;
 
 /// A graph where node i reads the listed earlier nodes; every node is a target
@@ -78,7 +78,7 @@ impl NodeRunner for Recorder<'_> {
                 "{id:?} started before its input {i:?} finished"
             );
         }
-        let heavy = self.is_heavy(id);
+        let heavy = self.class(id) == Class::Exec;
         if heavy {
             let now = self.heavy_now.fetch_add(1, Ordering::SeqCst) + 1;
             self.heavy_max.fetch_max(now, Ordering::SeqCst);
@@ -94,8 +94,12 @@ impl NodeRunner for Recorder<'_> {
         Ok(inputs.iter().sum::<u32>() + 1)
     }
 
-    fn is_heavy(&self, id: NodeId) -> bool {
-        id.0.is_multiple_of(self.heavy_every)
+    fn class(&self, id: NodeId) -> Class {
+        if id.0.is_multiple_of(self.heavy_every) {
+            Class::Exec
+        } else {
+            Class::Cpu
+        }
     }
 }
 
@@ -131,7 +135,7 @@ proptest! {
     fn every_node_runs_once_in_topological_order(edges in dag(), jobs in 1usize..4, heavy_every in 1u32..4) {
         let g = build(&edges);
         let r = recorder(&g, None, heavy_every);
-        let out = scheduler::run(&g, &r, Options { threads: 4, jobs }, &CancelToken::new()).expect("no failure");
+        let out = scheduler::run(&g, &r, Options { jobs: Some(jobs), cpu: 2 }, &CancelToken::new()).expect("no failure");
         prop_assert_eq!(out.len(), g.len());
         for c in &r.runs {
             prop_assert_eq!(c.load(Ordering::SeqCst), 1);
@@ -149,7 +153,7 @@ proptest! {
         let g = build(&edges);
         let fail = NodeId(pick.index(g.len()) as u32);
         let r = recorder(&g, Some(fail), 2);
-        match scheduler::run(&g, &r, Options { threads: 4, jobs: 2 }, &CancelToken::new()) {
+        match scheduler::run(&g, &r, Options { jobs: Some(2), cpu: 2 }, &CancelToken::new()) {
             Err(Stopped::Failed(f)) => prop_assert_eq!(f.node, fail),
             other => prop_assert!(false, "expected the failure, got {:?}", other.map(|v| v.len())),
         }
@@ -181,12 +185,130 @@ fn independent_nodes_run_at_the_same_time() {
         &g,
         &r,
         Options {
-            threads: 2,
-            jobs: 2,
+            jobs: Some(2),
+            cpu: 1,
         },
         &CancelToken::new(),
     )
     .unwrap();
+}
+
+/// Every node but those in `passes` waits until `n` have started (or gives
+/// up after 10 s): only a scheduler that runs them all at once finishes fast.
+struct Gather {
+    n: usize,
+    passes: Vec<NodeId>,
+    started: Mutex<usize>,
+    cv: std::sync::Condvar,
+    max_seen: AtomicUsize,
+}
+
+impl NodeRunner for Gather {
+    type Output = ();
+    type Error = String;
+    fn run(&self, id: NodeId, _: &[()], _: &CancelToken) -> Result<(), String> {
+        if self.passes.contains(&id) {
+            return Ok(());
+        }
+        let mut s = self.started.lock().unwrap();
+        *s += 1;
+        self.max_seen.fetch_max(*s, Ordering::SeqCst);
+        self.cv.notify_all();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while *s < self.n && std::time::Instant::now() < deadline {
+            s = self
+                .cv
+                .wait_timeout(s, Duration::from_millis(50))
+                .unwrap()
+                .0;
+        }
+        Ok(())
+    }
+    fn class(&self, _: NodeId) -> Class {
+        Class::Exec
+    }
+}
+
+fn gather(n: usize, passes: Vec<NodeId>) -> Gather {
+    Gather {
+        n,
+        passes,
+        started: Mutex::new(0),
+        cv: std::sync::Condvar::new(),
+        max_seen: AtomicUsize::new(0),
+    }
+}
+
+/// Counts how many nodes of a class run at once (each takes 10 ms).
+struct Overlap {
+    class: Class,
+    now: AtomicUsize,
+    max: AtomicUsize,
+}
+
+impl NodeRunner for Overlap {
+    type Output = ();
+    type Error = String;
+    fn run(&self, _: NodeId, _: &[()], _: &CancelToken) -> Result<(), String> {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(n, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(10));
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
+    fn class(&self, _: NodeId) -> Class {
+        self.class
+    }
+}
+
+fn overlap(g: &Graph, class: Class, opts: Options) -> usize {
+    let r = Overlap {
+        class,
+        now: AtomicUsize::new(0),
+        max: AtomicUsize::new(0),
+    };
+    scheduler::run(g, &r, opts, &CancelToken::new()).unwrap();
+    r.max.load(Ordering::SeqCst)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(8))]
+
+    /// With no `-j`, every ready RUN step of a wide graph runs at once, far
+    /// past the core count.
+    #[test]
+    fn without_a_cap_every_ready_run_step_runs_at_once(width in 2usize..48) {
+        let g = build(&vec![vec![]; width]);
+        let r = gather(width, vec![]);
+        let t = std::time::Instant::now();
+        scheduler::run(&g, &r, Options { jobs: None, cpu: 1 }, &CancelToken::new()).unwrap();
+        prop_assert_eq!(r.max_seen.load(Ordering::SeqCst), width);
+        prop_assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    /// Behind a shared root too: the whole fan-out starts once the root is done.
+    #[test]
+    fn a_fan_out_runs_at_once(width in 2usize..32) {
+        let mut edges = vec![vec![]];
+        edges.extend(std::iter::repeat_n(vec![0], width));
+        let g = build(&edges);
+        let r = gather(width, vec![NodeId(0)]);
+        scheduler::run(&g, &r, Options::default(), &CancelToken::new()).unwrap();
+        prop_assert_eq!(r.max_seen.load(Ordering::SeqCst), width);
+    }
+}
+
+#[test]
+fn caps_bound_run_steps_and_cpu_steps() {
+    let g = build(&vec![vec![]; 12]);
+    let capped = Options {
+        jobs: Some(3),
+        cpu: 2,
+    };
+    assert!(overlap(&g, Class::Exec, capped) <= 3);
+    assert!(overlap(&g, Class::Cpu, capped) <= 2);
+    // Light nodes (sources, configs) take no permit.
+    assert!(overlap(&g, Class::Light, capped) > 2);
 }
 
 #[test]

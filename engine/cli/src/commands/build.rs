@@ -345,20 +345,21 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
         entitlements,
         limits,
     };
+    let trace = engine_solver::trace::Trace::new(&planned.graph);
     let printer: Box<dyn engine_solver::progress::Progress> = match mode {
         Some(m) => Box::new(Printer::stderr(m)),
         None => Box::new(engine_solver::progress::Tty::new()),
     };
     let mut sched = Options::default();
     if let Some(j) = args.jobs {
-        sched.jobs = j.max(1);
+        sched.jobs = Some(j.max(1));
     }
     let solved = build::solve(
         &planned.graph,
         &state,
         &opts,
         executor.as_ref(),
-        printer.as_ref(),
+        &engine_solver::trace::Tee(printer.as_ref(), &trace),
         sched,
         &CancelToken::new(),
     )
@@ -370,6 +371,7 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
             build::target_platform(&planned.graph, name).unwrap_or_else(engine_ir::Platform::host);
         let (outputs, tags) = exports.get(name).cloned().unwrap_or_default();
         for out in &outputs {
+            let exporting = std::time::Instant::now();
             let settings = LayerSettings {
                 compression: out.compression,
                 source_date_epoch: epoch.map(|e| e as i64),
@@ -447,6 +449,12 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                     digest_lines.push((name.clone(), digest_line(&result)));
                 }
             }
+            trace.span(
+                &format!("export {name} to {}", out.dest.display()),
+                "export",
+                exporting,
+                std::time::Instant::now(),
+            );
         }
         if outputs.is_empty() {
             let image = engine_solver::image::assemble(
@@ -495,6 +503,7 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                 source_date_epoch: epoch.map(|e| e as i64),
             },
         };
+        let exporting = std::time::Instant::now();
         cache_share::export(&state, &req).map_err(|e| {
             Failure::msg(format!("exporting the cache to `{}`: {e}", c.dir.display()))
         })?;
@@ -502,6 +511,12 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
             engine_solver::cache_registry::push(&registry, &dir, r)
                 .map_err(|e| Failure::msg(e.to_string()))?;
         }
+        trace.span(
+            &format!("export cache to {}", c.dir.display()),
+            "export",
+            exporting,
+            std::time::Instant::now(),
+        );
     }
     // Record what this build used; collect down to the size limit.
     if let Err(e) = state.finish(max_size) {
@@ -520,6 +535,24 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
         solved.executed,
         solved.elapsed.as_secs_f64()
     );
+    if solved.executed > 0 && mode != Some(Mode::Quiet) {
+        if let Some(summary) = trace.summary(&planned.graph) {
+            for line in summary.lines() {
+                eprintln!("{line}");
+            }
+        }
+    }
+    if let Some(path) = &args.trace {
+        let written = std::fs::File::create(path)
+            .map(std::io::BufWriter::new)
+            .and_then(|f| trace.write_chrome(f));
+        if let Err(e) = written {
+            return Err(Failure::msg(format!(
+                "cannot write the trace to `{}`: {e}",
+                path.display()
+            )));
+        }
+    }
     // One line per target; the target is named when there are several.
     let several = solved.targets.len() > 1;
     let mut seen = std::collections::BTreeSet::new();

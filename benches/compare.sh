@@ -9,7 +9,7 @@
 #   benches/compare.sh [--runs N] [--only ROWS] [--no-write] [--keep]
 #
 #   --runs N     timed runs per row and tool (default 3)
-#   --only ROWS  comma-separated subset of: mono,ctx,big (default: all)
+#   --only ROWS  comma-separated subset of: mono,wait,ctx,big (default: all)
 #   --no-write   do not touch benches/RESULTS.md
 #   --keep       keep the work directory (printed at the start)
 #   --settle S   before each tool's series of runs, and after each cold
@@ -34,9 +34,9 @@
 # - one-file-edit rows append a line to one context file before every run
 #   (untimed), so each timed run rebuilds after a real edit;
 # - the page cache is never dropped: all tools read a warm page cache;
-# - parallelism: engine's default (-j = cores), BuildKit's default
-#   (unbounded), buildah `--jobs` = cores (its default, 1, builds stages one
-#   after another);
+# - parallelism: engine's default (every ready step at once since 246f52b;
+#   -j = cores before), BuildKit's default (unbounded), buildah `--jobs` =
+#   cores (its default, 1, builds stages one after another);
 # - peak RSS of `engine` is /usr/bin/time's "maximum resident set size" of
 #   the engine process (RUN steps run in child processes, whose RSS
 #   getrusage also folds in when larger), the maximum over the timed runs.
@@ -45,7 +45,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 runs=3
-only="mono,ctx,big"
+only="mono,wait,ctx,big"
 write=1
 keep=0
 settle=0
@@ -94,7 +94,7 @@ mkdir "$work"
 cleanup() {
   buildah --root "$work/buildah/root" --runroot "$work/buildah/run" rm -a >/dev/null 2>&1 || true
   buildah --root "$work/buildah/root" --runroot "$work/buildah/run" rmi -a -f >/dev/null 2>&1 || true
-  $DOCKER rmi -f bench/monorepo bench/bigctx bench/bigwrite >/dev/null 2>&1 || true
+  $DOCKER rmi -f bench/monorepo bench/waiting bench/bigctx bench/bigwrite >/dev/null 2>&1 || true
   if [ "$keep" -eq 0 ]; then
     umount -R "$work/buildah/root/overlay" >/dev/null 2>&1 || true
     rm -rf "$work" 2>/dev/null || echo "compare.sh: could not remove all of $work" >&2
@@ -173,6 +173,11 @@ mkdir -p "$mono/shared"
 cp "$here/workloads/monorepo.Dockerfile" "$mono/Dockerfile"
 gen_flat "$mono/shared" 20 4096 shared
 for s in $(seq 1 8); do gen_flat "$mono/services/svc$s" 100 4096 "svc$s"; done
+waiting="$work/ctx/waiting"
+mkdir -p "$waiting/shared"
+cp "$here/workloads/waiting.Dockerfile" "$waiting/Dockerfile"
+gen_flat "$waiting/shared" 20 4096 shared
+for s in $(seq 1 8); do gen_flat "$waiting/services/svc$s" 50 1024 "svc$s"; done
 ctx="$work/ctx/bigctx"
 mkdir -p "$ctx"
 cp "$here/workloads/bigctx.Dockerfile" "$ctx/Dockerfile"
@@ -289,6 +294,10 @@ if want mono; then
   row mono-noop "2. monorepo, no-op rebuild" "≤ 0.5" monorepo noop
   row mono-cold "1. monorepo, cold" "≤ 1.0" monorepo cold
 fi
+if want wait; then
+  row wait-noop "6. monorepo with waiting steps, no-op rebuild" "≤ 0.2" waiting noop
+  row wait-cold "5. monorepo with waiting steps, cold" "≤ 0.5" waiting cold
+fi
 if want ctx; then
   row ctx-noop "3b. 20k-file context, no-op rebuild" "≤ 0.5" bigctx noop
   row ctx-edit "3c. 20k-file context, one-file edit" "≤ 0.5" bigctx edit
@@ -316,7 +325,7 @@ table="$work/res/table.md"
 {
   echo "| workload | engine | BuildKit | buildah | engine/BuildKit | engine/buildah | target (engine/BuildKit) | | engine peak RSS | load avg before |"
   echo "|---|---:|---:|---:|---:|---:|---|---|---:|---|"
-  for id in mono-cold mono-noop ctx-cold ctx-noop ctx-edit big-cold big-raw; do
+  for id in mono-cold mono-noop wait-cold wait-noop ctx-cold ctx-noop ctx-edit big-cold big-raw; do
     [ -n "${label[$id]:-}" ] || continue
     rb="$(ratio "${mean[$id,engine]}" "${mean[$id,buildkit]}")"
     rh="$(ratio "${mean[$id,engine]}" "${mean[$id,buildah]}")"

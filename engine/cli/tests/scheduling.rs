@@ -157,3 +157,29 @@ fn exports_and_context_hashing_are_on_the_timeline() {
         .contains(&out.display().to_string()));
     assert!(Path::new(&out).exists());
 }
+
+#[test]
+fn a_failed_build_still_writes_its_trace() {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nRUN echo first > /f\nRUN exit 3\n",
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let trace = ctx.path().join("t.json");
+    let o = engine()
+        .args(["build", "--progress", "quiet", "--cache-dir"])
+        .arg(cache.path())
+        .args(["--build-context", &busybox_context_flag()])
+        .arg("--trace")
+        .arg(&trace)
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&trace).unwrap()).unwrap();
+    let events = doc["traceEvents"].as_array().unwrap();
+    let runs = spans(events, "run");
+    assert_eq!(runs.len(), 2, "{runs:?}");
+}

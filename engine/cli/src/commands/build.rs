@@ -362,8 +362,12 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
         &engine_solver::trace::Tee(printer.as_ref(), &trace),
         sched,
         &CancelToken::new(),
-    )
-    .map_err(render_step_error)?;
+    );
+    if solved.is_err() {
+        // A failed build's timeline shows what ran before the failure.
+        let _ = write_trace(args.trace.as_deref(), &trace);
+    }
+    let solved = solved.map_err(render_step_error)?;
     let epoch = engine_export::ExportOptions::source_date_epoch_from_env();
     let mut digest_lines: Vec<(String, String)> = Vec::new();
     for (name, value) in &solved.targets {
@@ -542,17 +546,7 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
             }
         }
     }
-    if let Some(path) = &args.trace {
-        let written = std::fs::File::create(path)
-            .map(std::io::BufWriter::new)
-            .and_then(|f| trace.write_chrome(f));
-        if let Err(e) = written {
-            return Err(Failure::msg(format!(
-                "cannot write the trace to `{}`: {e}",
-                path.display()
-            )));
-        }
-    }
+    write_trace(args.trace.as_deref(), &trace)?;
     // One line per target; the target is named when there are several.
     let several = solved.targets.len() > 1;
     let mut seen = std::collections::BTreeSet::new();
@@ -567,6 +561,25 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// `--trace FILE`: the build's timeline as Chrome trace-event JSON.
+fn write_trace(
+    path: Option<&std::path::Path>,
+    trace: &engine_solver::trace::Trace,
+) -> Result<(), Failure> {
+    let Some(path) = path else {
+        return Ok(());
+    };
+    std::fs::File::create(path)
+        .map(std::io::BufWriter::new)
+        .and_then(|f| trace.write_chrome(f))
+        .map_err(|e| {
+            Failure::msg(format!(
+                "cannot write the trace to `{}`: {e}",
+                path.display()
+            ))
+        })
 }
 
 /// The entitlements (`--allow`) and limits (`--memory`, `--pids-limit`) of the

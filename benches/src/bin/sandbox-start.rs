@@ -17,7 +17,9 @@ use engine_sandbox::{CancelToken, Executor, OciRuntime, Rootfs, RunSpec, Sandbox
 fn main() {
     let mut args = std::env::args().skip(1);
     let engine = PathBuf::from(args.next().expect("usage: sandbox-start ENGINE [N]"));
-    let n: usize = args.next().map_or(100, |s| s.parse().expect("N is a number"));
+    let n: usize = args
+        .next()
+        .map_or(100, |s| s.parse().expect("N is a number"));
     let work = tempfile::tempdir().expect("temporary directory");
     let lower = work.path().join("lower");
     std::fs::create_dir_all(lower.join("bin")).unwrap();

@@ -164,6 +164,31 @@ impl<W: Write> Write for ParGzip<W> {
     }
 }
 
+/// zstd's level for layers (its default, as BuildKit's and containerd's).
+const ZSTD_LEVEL: i32 = 3;
+
+/// Worker threads of the zstd encoder: the cores.
+fn zstd_workers() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
+/// A zstd encoder in multi-threaded mode with `workers` (at least 1) threads.
+/// zstd cuts the input into jobs independently of the worker count, so the
+/// output is the same for any count ≥ 1 (it differs from single-threaded
+/// mode, which is never used): a layer's digest does not depend on the
+/// machine's cores.
+fn zstd_encoder<W: Write>(
+    inner: W,
+    workers: u32,
+) -> io::Result<zstd::stream::write::Encoder<'static, W>> {
+    let mut enc = zstd::stream::write::Encoder::new(inner, ZSTD_LEVEL)?;
+    enc.multithread(workers.max(1))?;
+    // Content size is unknown up front; a checksum lets readers detect
+    // corruption even without a digest.
+    enc.include_checksum(true)?;
+    Ok(enc)
+}
+
 /// A compressing writer that can be finished to get the inner writer back.
 pub(crate) enum Encoder<W: Write> {
     Gzip(ParGzip<W>),
@@ -176,13 +201,7 @@ impl<W: Write> Encoder<W> {
         Ok(match compression {
             // Deterministic header: no file name, mtime 0, OS "unknown".
             Compression::Gzip => Encoder::Gzip(ParGzip::new(inner)),
-            Compression::Zstd => {
-                let mut enc = zstd::stream::write::Encoder::new(inner, 3)?;
-                // Content size is unknown up front; a checksum lets readers
-                // detect corruption even without a digest.
-                enc.include_checksum(true)?;
-                Encoder::Zstd(enc)
-            }
+            Compression::Zstd => Encoder::Zstd(zstd_encoder(inner, zstd_workers())?),
             Compression::None => Encoder::None(inner),
         })
     }
@@ -264,6 +283,26 @@ impl<R: BufRead> Read for Decoder<R> {
 mod tests {
     use super::*;
     use std::io::Read;
+
+    #[test]
+    fn zstd_output_does_not_depend_on_the_worker_count() {
+        // Compressible and incompressible parts, several zstd jobs long.
+        let mut data = pseudo_random(9 << 20);
+        data.extend(std::iter::repeat_n(b"layer data ".as_slice(), 800_000).flatten());
+        let compress = |workers| {
+            let mut e = zstd_encoder(Vec::new(), workers).unwrap();
+            for chunk in data.chunks(100_000) {
+                e.write_all(chunk).unwrap();
+            }
+            e.finish().unwrap()
+        };
+        let one = compress(1);
+        for w in [2, 3, 8] {
+            assert!(compress(w) == one, "{w} workers gave other bytes");
+        }
+        assert!(one.len() < data.len());
+        assert_eq!(zstd::decode_all(&one[..]).unwrap(), data);
+    }
 
     fn pseudo_random(n: usize) -> Vec<u8> {
         // xorshift: incompressible for deflate, reproducible.

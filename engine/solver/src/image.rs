@@ -39,9 +39,17 @@ fn dir_is_empty(p: &std::path::Path) -> bool {
 /// The settings part of a layer record's name: one blob per step and
 /// settings.
 pub fn layer_tag(s: LayerSettings) -> String {
+    // zstd layers are written in zstd's multi-threaded mode (engine-layers),
+    // whose bytes differ from the single-threaded ones remembered before:
+    // a new tag, so that no machine reuses an old blob where another would
+    // write a new one (the same inputs must give the same digest).
+    let compression = match s.compression {
+        Compression::Zstd => "ZstdMt".to_string(),
+        c => format!("{c:?}"),
+    };
     format!(
-        "{:?}-{}",
-        s.compression,
+        "{}-{}",
+        compression,
         s.source_date_epoch
             .map_or("none".to_string(), |e| e.to_string())
     )

@@ -86,7 +86,8 @@ impl Hasher {
 /// A writer that hashes and counts everything written through it.
 pub(crate) struct HashWriter<W> {
     inner: W,
-    hasher: Hasher,
+    /// `None`: count only (the caller knows the digest another way).
+    hasher: Option<Hasher>,
     count: u64,
 }
 
@@ -94,20 +95,32 @@ impl<W: Write> HashWriter<W> {
     pub(crate) fn new(inner: W) -> Self {
         HashWriter {
             inner,
-            hasher: Hasher::new(Algorithm::Sha256),
+            hasher: Some(Hasher::new(Algorithm::Sha256)),
             count: 0,
         }
     }
 
-    pub(crate) fn into_parts(self) -> (W, String, u64) {
-        (self.inner, self.hasher.finish(), self.count)
+    /// A writer that only counts.
+    pub(crate) fn counting(inner: W) -> Self {
+        HashWriter {
+            inner,
+            hasher: None,
+            count: 0,
+        }
+    }
+
+    /// The inner writer, the digest (`None` when only counting) and the count.
+    pub(crate) fn into_parts(self) -> (W, Option<String>, u64) {
+        (self.inner, self.hasher.map(Hasher::finish), self.count)
     }
 }
 
 impl<W: Write> Write for HashWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
         self.count += n as u64;
         Ok(n)
     }

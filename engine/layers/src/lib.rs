@@ -38,7 +38,7 @@ pub use compress::{detect_compression, Compression};
 pub use diff::write_diff_layer;
 pub use error::{Error, Result};
 pub use flatten::{flatten, FileKind, FlatEntry};
-pub use write::{write_layer, LayerDigests, LayerOptions};
+pub use write::{write_layer, write_layer_unhashed, LayerDigests, LayerOptions};
 pub use xattrs::keep_xattr;
 
 /// Prefix of a whiteout entry: `.wh.NAME` deletes `NAME` from lower layers.

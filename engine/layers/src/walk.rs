@@ -68,6 +68,8 @@ type Sink<W> = HashWriter<Encoder<HashWriter<BufWriter<W>>>>;
 /// hashing chain, tracking hardlinks.
 pub(crate) struct Emitter<W: Write> {
     tar: TarWriter<Sink<W>>,
+    /// Whether the blob is compressed (else its digest is the diff id).
+    compressed: bool,
     epoch: Option<i64>,
     /// (dev, ino) of multiply-linked non-directories → archive name of the
     /// first occurrence.
@@ -84,11 +86,18 @@ pub(crate) enum Emitted {
 
 impl<W: Write> Emitter<W> {
     pub(crate) fn new(out: W, opts: &LayerOptions) -> Result<Self> {
+        Self::with_blob_hash(out, opts, true)
+    }
+
+    /// `hash_blob: false` when `out` hashes the blob itself (the blob store's
+    /// writer): the compressed bytes are then hashed once, there.
+    pub(crate) fn with_blob_hash(out: W, opts: &LayerOptions, hash_blob: bool) -> Result<Self> {
         let buffered = BufWriter::with_capacity(256 * 1024, out);
         // Uncompressed, the blob is the tar: its digest is the diff id, so
         // the same bytes are not hashed twice (sha256 was 40 % of exporting
         // a 512 MiB layer).
         let inner = match opts.compression {
+            _ if !hash_blob => HashWriter::counting(buffered),
             crate::Compression::None => HashWriter::counting(buffered),
             _ => HashWriter::new(buffered),
         };
@@ -96,6 +105,7 @@ impl<W: Write> Emitter<W> {
             .map_err(|e| Error::stream("start compressor", e))?;
         Ok(Emitter {
             tar: TarWriter::new(HashWriter::new(enc)),
+            compressed: opts.compression != crate::Compression::None,
             epoch: opts.source_date_epoch,
             links: HashMap::new(),
         })
@@ -256,6 +266,23 @@ impl<W: Write> Emitter<W> {
 
     /// Ends the archive, finishes compression and returns the digests.
     pub(crate) fn finish(self) -> Result<LayerDigests> {
+        let compressed = self.compressed;
+        let (digest, diff_id, size) = self.finish_parts()?;
+        let digest = match digest {
+            Some(d) => d,
+            // Uncompressed: the blob is the tar.
+            None if !compressed => diff_id.clone(),
+            None => String::new(),
+        };
+        Ok(LayerDigests {
+            digest,
+            diff_id,
+            size,
+        })
+    }
+
+    /// The blob's digest (when it was hashed), the diff id and the size.
+    pub(crate) fn finish_parts(self) -> Result<(Option<String>, String, u64)> {
         let outer = self.tar.finish()?;
         let (enc, diff_id, _) = outer.into_parts();
         let diff_id = diff_id.expect("the tar stream is always hashed");
@@ -263,13 +290,8 @@ impl<W: Write> Emitter<W> {
             .finish()
             .map_err(|e| Error::stream("finish compression", e))?;
         let (mut buf, digest, size) = inner.into_parts();
-        let digest = digest.unwrap_or_else(|| diff_id.clone());
         buf.flush().map_err(|e| Error::stream("write layer", e))?;
-        Ok(LayerDigests {
-            digest,
-            diff_id,
-            size,
-        })
+        Ok((digest, diff_id, size))
     }
 }
 

@@ -87,6 +87,27 @@ struct Frame {
 /// fixed-size copy buffer, so layers of any size can be written. `out` is
 /// flushed but not otherwise finalised (e.g. not `fsync`ed).
 pub fn write_layer(dir: &Path, out: impl Write, opts: &LayerOptions) -> Result<LayerDigests> {
+    let mut em = Emitter::new(out, opts)?;
+    walk_layer(dir, &mut em, opts)?;
+    em.finish()
+}
+
+/// [`write_layer`] into a writer that hashes the blob itself (the blob
+/// store's, which checks and names blobs by their digest): the compressed
+/// bytes are not hashed a second time here. Returns the diff id and the
+/// blob's size; the blob's digest is the writer's.
+pub fn write_layer_unhashed(
+    dir: &Path,
+    out: impl Write,
+    opts: &LayerOptions,
+) -> Result<(String, u64)> {
+    let mut em = Emitter::with_blob_hash(out, opts, false)?;
+    walk_layer(dir, &mut em, opts)?;
+    let (_, diff_id, size) = em.finish_parts()?;
+    Ok((diff_id, size))
+}
+
+fn walk_layer<W: Write>(dir: &Path, em: &mut Emitter<W>, opts: &LayerOptions) -> Result<()> {
     // The root path itself may be a symlink (it is the caller's path, not
     // part of the tree); nothing below it is ever followed.
     let root_meta = std::fs::metadata(dir).map_err(|e| Error::io("stat", dir, e))?;
@@ -97,7 +118,6 @@ pub fn write_layer(dir: &Path, out: impl Write, opts: &LayerOptions) -> Result<L
             std::io::Error::from_raw_os_error(rustix::io::Errno::NOTDIR.raw_os_error()),
         ));
     }
-    let mut em = Emitter::new(out, opts)?;
     if opts.overlay_upper {
         let names = list_xattrs(dir)?;
         check_overlay(dir, &names)?;
@@ -134,5 +154,5 @@ pub fn write_layer(dir: &Path, out: impl Write, opts: &LayerOptions) -> Result<L
             stack.push(Frame { rel, children });
         }
     }
-    em.finish()
+    Ok(())
 }

@@ -99,13 +99,13 @@ pub(crate) fn step_blob(
         compression: s.compression,
         overlay_upper: true,
     };
-    let d = engine_layers::write_layer(&layer.dir, &mut w, &opts)
+    // The store's writer hashes the blob; the layer writer only the tar.
+    let (diff_id, _) = engine_layers::write_layer_unhashed(&layer.dir, &mut w, &opts)
         .map_err(|e| StepError::Message(format!("cannot write layer: {e}")))?;
-    let expected = Digest::parse(&d.digest).map_err(|e| StepError::Message(e.to_string()))?;
     let (digest, size) = w
-        .commit(Some(&expected))
+        .commit(None)
         .map_err(|e| StepError::Message(e.to_string()))?;
-    let diff_id = Digest::parse(&d.diff_id).map_err(|e| StepError::Message(e.to_string()))?;
+    let diff_id = Digest::parse(&diff_id).map_err(|e| StepError::Message(e.to_string()))?;
     let blob = LayerBlob {
         digest,
         diff_id,

@@ -196,6 +196,7 @@ out=()
 case "\${2:-}" in
   export) out=(-o "type=oci,dest=$work/out/engine-\$1.tar") ;;
   export-raw) out=(-o "type=oci,dest=$work/out/engine-\$1.tar,compression=uncompressed") ;;
+  export-zstd) out=(-o "type=oci,dest=$work/out/engine-\$1.tar,compression=zstd") ;;
 esac
 exec /usr/bin/time -f %M -a -o "$work/res/rss-\${ROW:-none}" \\
   "$ENGINE" build --progress plain --cache-dir "$work/engine-cache-\$1" \\
@@ -229,6 +230,7 @@ if [ -n "\${2:-}" ]; then
   rm -f "$work/out/buildah-\$1.tar"
   d=()
   [ "\$2" = export-raw ] && d=(--disable-compression)
+  [ "\$2" = export-zstd ] && d=(--compression-format zstd)
   "\${b[@]}" push -q "\${d[@]}" "bench/\$1" "oci-archive:$work/out/buildah-\$1.tar" >>"$work/res/last-buildah.log" 2>&1
 fi
 EOF
@@ -306,6 +308,7 @@ fi
 if want big; then
   row big-cold "4. RUN writing 512 MiB → OCI tar (gzip), cold" "≤ 1.0" bigwrite cold export
   row big-raw "4u. RUN writing 512 MiB → OCI tar (uncompressed), cold" "≤ 1.0" bigwrite cold export-raw
+  row big-zstd "4z. RUN writing 512 MiB → OCI tar (zstd), cold" "≤ 0.3" bigwrite cold export-zstd
 fi
 
 # -------------------------------------------------------------------- table
@@ -325,7 +328,7 @@ table="$work/res/table.md"
 {
   echo "| workload | engine | BuildKit | buildah | engine/BuildKit | engine/buildah | target (engine/BuildKit) | | engine peak RSS | load avg before |"
   echo "|---|---:|---:|---:|---:|---:|---|---|---:|---|"
-  for id in mono-cold mono-noop wait-cold wait-noop ctx-cold ctx-noop ctx-edit big-cold big-raw; do
+  for id in mono-cold mono-noop wait-cold wait-noop ctx-cold ctx-noop ctx-edit big-cold big-raw big-zstd; do
     [ -n "${label[$id]:-}" ] || continue
     rb="$(ratio "${mean[$id,engine]}" "${mean[$id,buildkit]}")"
     rh="$(ratio "${mean[$id,engine]}" "${mean[$id,buildah]}")"

@@ -302,3 +302,47 @@ fn copy_snapshotter_builds_the_same_image_as_overlay() {
     }
     assert_eq!(digests[0], digests[1]);
 }
+
+/// `RUN --mount=type=secret,id=…,env=VAR` with no `target` exposes the secret
+/// as a variable only: nothing is mounted (BuildKit), in the root or under
+/// a WORKDIR alike (this failed with "mount target /src is a directory").
+#[test]
+fn an_env_only_secret_mounts_nothing() {
+    for workdir in ["", "WORKDIR /src\n"] {
+        let ctx = tempfile::tempdir().unwrap();
+        std::fs::write(
+            ctx.path().join("Dockerfile"),
+            format!(
+                "FROM busybox\n{workdir}RUN --mount=type=secret,id=token,env=TOKEN \
+                 sh -c 'echo \"$TOKEN\" | wc -c > /len; ls /run/secrets > /listing 2>&1; ls -A . > /here'\n"
+            ),
+        )
+        .unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let o = run_ok(
+            engine()
+                .env("ENGINE_TEST_TOKEN", "t0ken-value")
+                .args(["build", "--progress", "plain", "--cache-dir"])
+                .arg(cache.path())
+                .args(["--build-context", &busybox_context_flag()])
+                .args(["--secret", "id=token,env=ENGINE_TEST_TOKEN"])
+                .arg("-o")
+                .arg(format!("type=local,dest={}", out.path().display()))
+                .arg(ctx.path()),
+        );
+        let read = |p: &str| std::fs::read_to_string(out.path().join(p)).unwrap_or_default();
+        assert_eq!(
+            read("len").trim(),
+            "12",
+            "{:?}: {}",
+            workdir,
+            String::from_utf8_lossy(&o.stderr)
+        );
+        // No file was mounted for it anywhere.
+        assert!(!read("listing").contains("token"), "{}", read("listing"));
+        if !workdir.is_empty() {
+            assert_eq!(read("here").trim(), "", "the working directory stays empty");
+        }
+    }
+}

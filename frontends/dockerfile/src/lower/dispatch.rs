@@ -712,7 +712,14 @@ impl Lowering<'_, '_> {
             let mut expand = |w: &str| self.lexer.process_word(w, &env);
             let m =
                 instructions::parse_mount(raw, &mut expand).map_err(|e| e.or_at(ins.location()))?;
-            let target = join_workdir(st.workdir(), &m.target);
+            // Empty only for a secret exposed as an environment variable
+            // alone (`env=` and no `target`): nothing is mounted then, as in
+            // BuildKit, not the working directory.
+            let target = if m.target.is_empty() {
+                String::new()
+            } else {
+                join_workdir(st.workdir(), &m.target)
+            };
             let from_input =
                 |l: &mut Self, inputs: &mut Vec<NodeId>, from: &Option<String>| -> Result<usize> {
                     let node = match from {

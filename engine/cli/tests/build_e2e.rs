@@ -346,3 +346,107 @@ fn an_env_only_secret_mounts_nothing() {
         }
     }
 }
+
+/// A copy of the busybox layout whose config has no `Env` at all (as some
+/// minimal images have).
+fn busybox_without_env() -> tempfile::TempDir {
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().unwrap();
+    let src = busybox_layout();
+    let copy = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", src.display()))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let blob = |d: &str| {
+        dir.path()
+            .join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let put = |bytes: &[u8]| -> String {
+        let d = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
+        std::fs::write(blob(&d), bytes).unwrap();
+        d
+    };
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("index.json")).unwrap()).unwrap();
+    let mdigest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blob(&mdigest)).unwrap()).unwrap();
+    let cdigest = manifest["config"]["digest"].as_str().unwrap().to_string();
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blob(&cdigest)).unwrap()).unwrap();
+    config["config"].as_object_mut().unwrap().remove("Env");
+    let cbytes = serde_json::to_vec(&config).unwrap();
+    manifest["config"]["digest"] = put(&cbytes).into();
+    manifest["config"]["size"] = cbytes.len().into();
+    let mbytes = serde_json::to_vec(&manifest).unwrap();
+    index["manifests"][0]["digest"] = put(&mbytes).into();
+    index["manifests"][0]["size"] = mbytes.len().into();
+    std::fs::write(
+        dir.path().join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    dir
+}
+
+/// BuildKit gives an image whose base config has no `PATH` its default
+/// `PATH`, first in `Env`, and RUN steps see it. (dockerd 20.10's BuildKit
+/// 0.8 does this for `FROM scratch` only; the current reference does it for
+/// every base, which is what this follows.)
+#[test]
+fn a_base_without_path_gets_buildkits_default_path_first() {
+    const DEFAULT: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    let base = busybox_without_env();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nENV A=1\nRUN /bin/echo \"$PATH\" > /p\n",
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let layout = out.path().join("layout");
+    run_ok(
+        engine()
+            .args(["build", "--progress", "plain", "--cache-dir"])
+            .arg(cache.path())
+            .arg("--build-context")
+            .arg(format!("busybox=oci-layout://{}", base.path().display()))
+            .arg("-o")
+            .arg(format!(
+                "type=local,dest={}",
+                out.path().join("fs").display()
+            ))
+            .arg("-o")
+            .arg(format!("type=oci,dest={},tar=false", layout.display()))
+            .arg(ctx.path()),
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("fs/p"))
+            .unwrap()
+            .trim(),
+        DEFAULT
+    );
+    let read = |p: std::path::PathBuf| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    let blob = |d: &serde_json::Value| {
+        layout
+            .join("blobs/sha256")
+            .join(d.as_str().unwrap().trim_start_matches("sha256:"))
+    };
+    let index = read(layout.join("index.json"));
+    let manifest = read(blob(&index["manifests"][0]["digest"]));
+    let config = read(blob(&manifest["config"]["digest"]));
+    assert_eq!(
+        config["config"]["Env"],
+        serde_json::json!([format!("PATH={DEFAULT}"), "A=1"])
+    );
+}

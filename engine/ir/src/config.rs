@@ -116,6 +116,9 @@ pub enum ConfigChange {
     },
     /// A trigger list inherited from the base image is consumed by FROM.
     ClearOnBuild,
+    /// FROM an image whose config has no `PATH`: BuildKit puts
+    /// [`DEFAULT_PATH`] first in `Env` (a no-op when `PATH` is set).
+    DefaultPath,
     Maintainer {
         name: String,
     },
@@ -176,6 +179,11 @@ impl ImageConfig {
             ConfigChange::Shell { args } => self.shell = Some(args.clone()),
             ConfigChange::OnBuild { trigger } => self.on_build.push(trigger.clone()),
             ConfigChange::ClearOnBuild => self.on_build.clear(),
+            ConfigChange::DefaultPath => {
+                if self.get_env("PATH").is_none() {
+                    self.env.insert(0, format!("PATH={DEFAULT_PATH}"));
+                }
+            }
             ConfigChange::Maintainer { name } => self.author = Some(name.clone()),
             ConfigChange::History { entry } => self.history.push(entry.clone()),
         }

@@ -261,10 +261,9 @@ impl Lowering<'_, '_> {
                 None => self.registry_source(reference, platform, at)?,
             };
         let node = self.add(Op::Source(op), vec![], name, Some(at))?;
-        let mut config = resolved.map(|r| r.config).unwrap_or_default();
-        if config.get_env("PATH").is_none() {
-            config.set_env("PATH", DEFAULT_PATH);
-        }
+        // A config without PATH gets BuildKit's where a stage starts from it
+        // (ConfigChange::DefaultPath), so that the image has it too.
+        let config = resolved.map(|r| r.config).unwrap_or_default();
         Ok((node, config))
     }
 
@@ -411,6 +410,12 @@ impl Lowering<'_, '_> {
         };
         // ONBUILD triggers of the base run first, then are consumed.
         st.config = config;
+        // An image without PATH gets BuildKit's, first in Env, for the
+        // image and for this stage's RUN steps (a stage or scratch has one).
+        if from_image && st.config.get_env("PATH").is_none() {
+            st.changes.push(ConfigChange::DefaultPath);
+            st.config.apply(&ConfigChange::DefaultPath);
+        }
         if !triggers.is_empty() {
             st.changes.push(ConfigChange::ClearOnBuild);
             for ins in &trigger_instructions {

@@ -106,6 +106,19 @@ pub fn extract(archive: &Path, dest: &Path, ownership: Ownership) -> Result<(), 
     let mut dirs = Vec::new();
     for entry in ar.entries().map_err(|e| e.to_string())? {
         let mut entry = entry.map_err(|e| e.to_string())?;
+        // Devices, fifos and metadata-only entries (a pax global header,
+        // `g`, has a path such as `/tmp/GlobalHead.0.1` but is no file) are
+        // skipped before anything is made for them, as BuildKit does for ADD.
+        if !matches!(
+            entry.header().entry_type(),
+            tar::EntryType::Directory
+                | tar::EntryType::Symlink
+                | tar::EntryType::Link
+                | tar::EntryType::Regular
+                | tar::EntryType::Continuous
+        ) {
+            continue;
+        }
         let raw = entry
             .path()
             .map_err(|e| e.to_string())?
@@ -162,7 +175,7 @@ pub fn extract(archive: &Path, dest: &Path, ownership: Ownership) -> Result<(), 
                     .map_err(|e| e.to_string())?;
                 io::copy(&mut entry, &mut w).map_err(|e| e.to_string())?;
             }
-            // Devices, fifos and metadata-only entries are skipped, as BuildKit does for ADD.
+            // Skipped above.
             _ => continue,
         }
         let (uid, gid) = match ownership {

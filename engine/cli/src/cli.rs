@@ -112,6 +112,10 @@ pub struct BuildArgs {
     /// OCI runtime for RUN steps: the built-in sandbox, runc, crun or a path
     #[arg(long, default_value = "builtin")]
     pub runtime: String,
+    /// Write the image ID (its config digest, what `docker images` shows) to
+    /// FILE, as docker build and buildx do; one target only
+    #[arg(long = "iidfile", value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
     /// Write a timeline of the build to FILE as Chrome trace-event JSON
     /// (open it in https://ui.perfetto.dev or chrome://tracing)
     #[arg(long = "trace", value_name = "FILE")]

@@ -53,6 +53,13 @@ pub fn locate(args: &PlanArgs) -> Result<(PathBuf, Frontend), Failure> {
 pub fn parse_build_args(raw: &[String]) -> Result<BTreeMap<String, String>, Failure> {
     let mut out = BTreeMap::new();
     for item in raw {
+        let name = item.split_once('=').map_or(item.as_str(), |(k, _)| k);
+        if name.chars().any(char::is_whitespace) {
+            return Err(Failure::hint(
+                format!("invalid --build-arg `{item}`: the name `{name}` contains whitespace"),
+                "write --build-arg NAME=VALUE (quote it whole when the value has spaces: --build-arg \"NAME=a b\")",
+            ));
+        }
         match item.split_once('=') {
             Some(("", _)) => {
                 return Err(Failure::hint(
@@ -441,6 +448,16 @@ fn plan_toml(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_arg_names_have_no_whitespace() {
+        let one = |s: &str| parse_build_args(&[s.to_string()]);
+        assert!(one("V 5").is_err());
+        assert!(one("A B=1").is_err());
+        assert!(one("=1").is_err());
+        let ok = one("V=5 6").unwrap();
+        assert_eq!(ok.get("V").map(String::as_str), Some("5 6"));
+    }
 
     #[test]
     fn layout_refs_split_on_the_last_component() {

@@ -450,3 +450,65 @@ fn a_base_without_path_gets_buildkits_default_path_first() {
         serde_json::json!([format!("PATH={DEFAULT}"), "A=1"])
     );
 }
+
+/// `--iidfile` holds the image ID, which is what Docker calls the image
+/// once it is loaded (docker build and buildx write the same).
+#[test]
+fn iidfile_holds_the_id_docker_gives_the_image() {
+    require_tool("/usr/bin/docker");
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nRUN echo iid > /iid\n",
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let archive = out.path().join("img.tar");
+    let iid = out.path().join("iid");
+    let name = format!("engine-iid-test:{}", std::process::id());
+    run_ok(
+        engine()
+            .args(["build", "--progress", "quiet", "--cache-dir"])
+            .arg(cache.path())
+            .args(["--build-context", &busybox_context_flag()])
+            .arg("-o")
+            .arg(format!(
+                "type=docker,dest={},name={name}",
+                archive.display()
+            ))
+            .arg("--iidfile")
+            .arg(&iid)
+            .arg(ctx.path()),
+    );
+    let id = std::fs::read_to_string(&iid).unwrap();
+    assert!(id.starts_with("sha256:") && id.len() == 71, "{id:?}");
+    run_ok(
+        std::process::Command::new("/usr/bin/docker")
+            .args(["load", "-i"])
+            .arg(&archive),
+    );
+    let inspect = run_ok(
+        std::process::Command::new("/usr/bin/docker")
+            .args(["inspect", "--format", "{{.Id}}", &name]),
+    );
+    let _ = std::process::Command::new("/usr/bin/docker")
+        .args(["rmi", "-f", &name])
+        .output();
+    assert_eq!(String::from_utf8_lossy(&inspect.stdout).trim(), id);
+
+    // Without an output the ID is the one the summary prints.
+    let bare = out.path().join("iid2");
+    let o = run_ok(
+        engine()
+            .args(["build", "--progress", "quiet", "--cache-dir"])
+            .arg(cache.path())
+            .args(["--build-context", &busybox_context_flag()])
+            .arg("--iidfile")
+            .arg(&bare)
+            .arg(ctx.path()),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("image digest: config {id}")), "{err}");
+    assert_eq!(std::fs::read_to_string(&bare).unwrap(), id);
+}

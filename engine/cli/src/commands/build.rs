@@ -318,6 +318,15 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::msg(format!("cannot open cache dir `{}`: {e}", dir.display())))?;
     let executor = engine_sandbox::executor_for(&args.runtime, Some(state.tmp()))
         .map_err(|e| Failure::msg(e.to_string()))?;
+    if args.iidfile.is_some() && planned.graph.targets().len() > 1 {
+        return Err(Failure::hint(
+            format!(
+                "--iidfile takes one image, and this build has {} targets",
+                planned.graph.targets().len()
+            ),
+            "name one target, or drop --iidfile",
+        ));
+    }
     let (entitlements, limits) = sandbox_policy(&args, &planned.graph, &planned.limits)?;
     let wants_network = planned.graph.nodes().any(|(_, n)| {
         matches!(&n.op, engine_ir::Op::Exec(e) if e.network == engine_ir::NetworkMode::Default)
@@ -370,6 +379,8 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
     let solved = solved.map_err(render_step_error)?;
     let epoch = engine_export::ExportOptions::source_date_epoch_from_env();
     let mut digest_lines: Vec<(String, String)> = Vec::new();
+    // Target -> its image ID (config digest), for --iidfile.
+    let mut image_ids: BTreeMap<String, String> = BTreeMap::new();
     for (name, value) in &solved.targets {
         let platform =
             build::target_platform(&planned.graph, name).unwrap_or_else(engine_ir::Platform::host);
@@ -423,6 +434,9 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                         eprintln!("pushed {name}@{}", plan.root.1);
                     }
                     digest_lines.push((name.clone(), digest_line(&plan.result)));
+                    if let Some(d) = plan.result.config_digest() {
+                        image_ids.insert(name.clone(), d.to_string());
+                    }
                 }
                 Kind::Docker | Kind::OciTar | Kind::OciDir => {
                     let image = engine_solver::image::assemble(&state, value, &platform, settings)
@@ -455,6 +469,9 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                     }
                     .map_err(|e| fail(e.to_string()))?;
                     digest_lines.push((name.clone(), digest_line(&result)));
+                    if let Some(d) = result.config_digest() {
+                        image_ids.insert(name.clone(), d.to_string());
+                    }
                 }
             }
             trace.span(
@@ -478,10 +495,9 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
             let cfg = image
                 .config_bytes()
                 .map_err(|e| Failure::msg(e.to_string()))?;
-            digest_lines.push((
-                name.clone(),
-                format!("config {}", engine_cache::Digest::of(&cfg)),
-            ));
+            let id = engine_cache::Digest::of(&cfg).to_string();
+            digest_lines.push((name.clone(), format!("config {id}")));
+            image_ids.insert(name.clone(), id);
         }
     }
     for c in &cache_to {
@@ -551,6 +567,18 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
         }
     }
     write_trace(args.trace.as_deref(), &trace)?;
+    if let Some(path) = &args.iidfile {
+        match image_ids.values().next() {
+            Some(id) => std::fs::write(path, id).map_err(|e| {
+                Failure::msg(format!("cannot write --iidfile `{}`: {e}", path.display()))
+            })?,
+            None => eprintln!(
+                "warning: --iidfile: the build exported no image (type=local and type=tar \
+                 outputs have no image ID); `{}` not written",
+                path.display()
+            ),
+        }
+    }
     // One line per target; the target is named when there are several.
     let several = solved.targets.len() > 1;
     let mut seen = std::collections::BTreeSet::new();

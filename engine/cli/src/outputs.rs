@@ -2,7 +2,8 @@
 //! `type=oci,dest=FILE` or `type=oci,dest=DIR,tar=false`, `type=local,dest=DIR`,
 //! `type=tar,dest=FILE`, `type=registry,name=REF` (= `type=image,name=REF,push=true`),
 //! with `compression=gzip|zstd|uncompressed`. A bare path means
-//! `type=local,dest=PATH`, as in buildx.
+//! `type=local,dest=PATH`, and `-` means `type=tar,dest=-`, as in buildx;
+//! `dest=-` writes a tar form (docker, oci, tar) to standard output.
 
 use std::path::PathBuf;
 
@@ -29,7 +30,20 @@ pub struct Output {
     pub compression: Compression,
 }
 
+/// Whether an output goes to standard output (`dest=-`).
+pub fn is_stdout(o: &Output) -> bool {
+    o.dest.as_os_str() == "-"
+}
+
 pub fn parse(spec: &str) -> Result<Output, Failure> {
+    if spec.trim() == "-" {
+        return Ok(Output {
+            kind: Kind::Tar,
+            dest: PathBuf::from("-"),
+            names: vec![],
+            compression: Compression::Gzip,
+        });
+    }
     if !spec.contains('=') {
         return Ok(Output {
             kind: Kind::Local,
@@ -135,6 +149,12 @@ pub fn parse(spec: &str) -> Result<Output, Failure> {
         });
     }
     let dest = dest.ok_or_else(|| Failure::msg(format!("output `{spec}` has no dest")))?;
+    if dest.as_os_str() == "-" && matches!(kind, Kind::OciDir | Kind::Local) {
+        return Err(Failure::hint(
+            format!("`{spec}`: a directory cannot be written to standard output"),
+            "use type=tar,dest=- (or -o -), type=docker,dest=- or type=oci,dest=-",
+        ));
+    }
     Ok(Output {
         kind,
         dest,
@@ -167,5 +187,10 @@ mod tests {
         assert!(parse("type=image,name=x").is_err());
         assert!(parse("type=oci").is_err());
         assert!(parse("type=oci,dest=x,compression=lz4").is_err());
+        let dash = parse("-").unwrap();
+        assert_eq!((dash.kind, is_stdout(&dash)), (Kind::Tar, true));
+        assert!(is_stdout(&parse("type=docker,dest=-").unwrap()));
+        assert!(parse("type=local,dest=-").is_err());
+        assert!(parse("type=oci,dest=-,tar=false").is_err());
     }
 }

@@ -512,3 +512,62 @@ fn iidfile_holds_the_id_docker_gives_the_image() {
     assert!(err.contains(&format!("image digest: config {id}")), "{err}");
     assert_eq!(std::fs::read_to_string(&bare).unwrap(), id);
 }
+
+/// `-o -` is a tar of the filesystem on standard output, and `dest=-` sends
+/// an image archive there (buildx), e.g. straight into `docker load`.
+#[test]
+fn outputs_to_standard_output() {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nRUN echo to-stdout > /marker\n",
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let build = |out: &str| {
+        run_ok(
+            engine()
+                .args(["build", "--progress", "quiet", "--cache-dir"])
+                .arg(cache.path())
+                .args(["--build-context", &busybox_context_flag()])
+                .args(["-o", out])
+                .arg(ctx.path()),
+        )
+    };
+    let o = build("-");
+    let mut ar = tar::Archive::new(&o.stdout[..]);
+    let mut found = false;
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap().to_string_lossy().trim_start_matches("./") == "marker" {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut e, &mut s).unwrap();
+            assert_eq!(s, "to-stdout\n");
+            found = true;
+        }
+    }
+    assert!(found, "no marker in the tar on stdout");
+    // A docker archive on stdout is a docker archive (manifest.json inside).
+    let o = build("type=docker,dest=-,name=engine-stdout:1");
+    let names: Vec<String> = tar::Archive::new(&o.stdout[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().any(|n| n == "manifest.json"), "{names:?}");
+    // A directory cannot go there.
+    let bad = engine()
+        .args(["build", "--progress", "quiet", "--cache-dir"])
+        .arg(cache.path())
+        .args(["--build-context", &busybox_context_flag()])
+        .args(["-o", "type=local,dest=-"])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success());
+    assert!(
+        err.contains("cannot be written to standard output"),
+        "{err}"
+    );
+}

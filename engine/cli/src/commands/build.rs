@@ -299,6 +299,17 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
         .map(|o| outputs::parse(o))
         .collect::<Result<_, _>>()?;
     let exports = exports_per_target(&planned, &cli_outputs, &args.tags)?;
+    let to_stdout = exports
+        .values()
+        .flat_map(|(outs, _)| outs.iter())
+        .filter(|o| outputs::is_stdout(o))
+        .count();
+    if to_stdout > 1 {
+        return Err(Failure::hint(
+            format!("{to_stdout} outputs would be written to standard output"),
+            "send at most one output to `-`; give the others a file",
+        ));
+    }
     let is_tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mode = match args.progress.as_str() {
         "json" => Some(Mode::Json),
@@ -735,6 +746,22 @@ fn no_cache_filter(args: &BuildArgs) -> Result<Vec<String>, Failure> {
 }
 
 fn create(p: &std::path::Path) -> Result<std::fs::File, Failure> {
+    if p.as_os_str() == "-" {
+        // `dest=-`: standard output, which must not be a terminal (buildx).
+        let out = std::io::stdout();
+        if std::io::IsTerminal::is_terminal(&out) {
+            return Err(Failure::hint(
+                "refusing to write a tar to the terminal",
+                "redirect standard output to a file or a pipe (engine build -o - . > image.tar)",
+            ));
+        }
+        use std::os::fd::AsFd;
+        return out
+            .as_fd()
+            .try_clone_to_owned()
+            .map(std::fs::File::from)
+            .map_err(|e| Failure::msg(format!("cannot write to standard output: {e}")));
+    }
     if let Some(parent) = p.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .map_err(|e| Failure::msg(format!("cannot create `{}`: {e}", parent.display())))?;

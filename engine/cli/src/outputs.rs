@@ -188,7 +188,8 @@ mod tests {
         assert!(parse("type=oci").is_err());
         assert!(parse("type=oci,dest=x,compression=lz4").is_err());
         let dash = parse("-").unwrap();
-        assert_eq!((dash.kind, is_stdout(&dash)), (Kind::Tar, true));
+        assert_eq!(dash.kind, Kind::Tar);
+        assert!(is_stdout(&dash));
         assert!(is_stdout(&parse("type=docker,dest=-").unwrap()));
         assert!(parse("type=local,dest=-").is_err());
         assert!(parse("type=oci,dest=-,tar=false").is_err());

@@ -748,13 +748,41 @@ RUN cat /out > /final
         &["--no-cache-filter", "only"],
     );
     assert_eq!(s.status_of("RUN echo x"), "done");
-    let s = build(
-        single.path(),
-        cache.path(),
-        &o("7"),
-        &["--no-cache-filter", "other"],
+    // A stage the Dockerfile does not have is an error, with a suggestion
+    // when a name is close (it used to be ignored silently).
+    let typo = parse(
+        build_cmd(
+            single.path(),
+            cache.path(),
+            &o("7"),
+            &["--no-cache-filter", "onyl"],
+        )
+        .output()
+        .unwrap(),
     );
-    assert_eq!(s.status_of("RUN echo x"), "cached");
+    assert!(!typo.ok);
+    assert!(
+        typo.stderr.contains("no stage named `onyl`")
+            && typo.stderr.contains("did you mean `only`?"),
+        "{}",
+        typo.stderr
+    );
+    let other = parse(
+        build_cmd(
+            single.path(),
+            cache.path(),
+            &o("8"),
+            &["--no-cache-filter", "other"],
+        )
+        .output()
+        .unwrap(),
+    );
+    assert!(!other.ok);
+    assert!(
+        other.stderr.contains("the stages are: only"),
+        "{}",
+        other.stderr
+    );
 }
 
 #[test]

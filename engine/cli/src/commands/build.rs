@@ -736,6 +736,38 @@ fn no_cache_filter(args: &BuildArgs) -> Result<Vec<String>, Failure> {
                 _ => None,
             })
             .collect();
+        // The names a step can carry: an alias, or `stage-N` for a stage
+        // without one (and `0` for a single-stage Dockerfile).
+        let mut known: Vec<String> = stages
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                if a.is_empty() {
+                    format!("stage-{i}")
+                } else {
+                    a.to_ascii_lowercase()
+                }
+            })
+            .collect();
+        if stages.len() == 1 {
+            known.extend(["stage-0".to_string(), "0".to_string()]);
+        }
+        if !stages.is_empty() {
+            for f in &out {
+                if known.contains(f) {
+                    continue;
+                }
+                let hint =
+                    match engine_toml::error::did_you_mean(f, known.iter().map(String::as_str)) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => format!("the stages are: {}", known.join(", ")),
+                    };
+                return Err(Failure::hint(
+                    format!("--no-cache-filter: the Dockerfile has no stage named `{f}`"),
+                    hint,
+                ));
+            }
+        }
         if let [only] = stages.as_slice() {
             if out.iter().any(|f| f == only || f == "stage-0" || f == "0") {
                 out.push(String::new());

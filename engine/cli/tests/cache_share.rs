@@ -432,3 +432,29 @@ fn a_multi_target_toml_build_exports_every_target() {
         .collect();
     assert!(ran.is_empty(), "no RUN executed: {ran:?}");
 }
+
+/// A local cache that is not there yet (a CI pipeline's first run) is a
+/// warning naming the path, and the build goes on, as with BuildKit.
+#[test]
+fn a_missing_local_cache_is_a_warning() {
+    let t = tempfile::tempdir().unwrap();
+    let ctx = t.path().join("ctx");
+    context(&ctx, DOCKERFILE);
+    let missing = t.path().join("no-cache-here");
+    let b = build(
+        &ctx,
+        &t.path().join("cache"),
+        &[
+            "--cache-from".into(),
+            format!("type=local,src={}", missing.display()),
+        ],
+    );
+    assert!(
+        b.stderr.contains(&format!(
+            "warning: --cache-from: no cache at `{}`",
+            missing.display()
+        )),
+        "{}",
+        b.stderr
+    );
+}

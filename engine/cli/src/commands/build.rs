@@ -284,6 +284,18 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
         }
         fetched_caches.push(t);
     }
+    // A local cache that is not there yet (the first CI run) is no error:
+    // BuildKit warns and builds without it.
+    cache_from.retain(|c| {
+        let present = c.registry.is_some() || c.dir.join("index.json").exists();
+        if !present {
+            eprintln!(
+                "warning: --cache-from: no cache at `{}` (no OCI layout there); building without it",
+                c.dir.display()
+            );
+        }
+        present
+    });
     let imported = if cache_from.is_empty() {
         None
     } else {

@@ -571,3 +571,28 @@ fn outputs_to_standard_output() {
         "{err}"
     );
 }
+
+/// An invalid image name fails the build before anything runs.
+#[test]
+fn invalid_tags_fail_before_building() {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM busybox\nRUN true\n").unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    for bad in [
+        &["-t", "UX/Bad Tag"][..],
+        &["-o", "type=docker,dest=x.tar,name=app:bad:tag"][..],
+    ] {
+        let o = engine()
+            .args(["build", "--progress", "plain", "--cache-dir"])
+            .arg(cache.path())
+            .args(["--build-context", &busybox_context_flag()])
+            .args(bad)
+            .arg(ctx.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{bad:?}");
+        assert!(err.contains("invalid image reference"), "{bad:?}: {err}");
+        assert!(!err.contains("RUN true"), "{bad:?}: a step ran: {err}");
+    }
+}

@@ -316,6 +316,18 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
         .flat_map(|(outs, _)| outs.iter())
         .filter(|o| outputs::is_stdout(o))
         .count();
+    // Names (-t, name= of outputs, TOML tags) are checked before anything
+    // is built, not when the export or the push finally needs them.
+    for (outs, tags) in exports.values() {
+        for n in tags.iter().chain(outs.iter().flat_map(|o| o.names.iter())) {
+            if let Err(e) = engine_registry::Reference::parse(n) {
+                return Err(Failure::hint(
+                    e.to_string(),
+                    "an image name is [registry/]repository[:tag] in lowercase, e.g. registry.example.com/team/app:1.2",
+                ));
+            }
+        }
+    }
     if to_stdout > 1 {
         return Err(Failure::hint(
             format!("{to_stdout} outputs would be written to standard output"),

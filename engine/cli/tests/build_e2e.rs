@@ -596,3 +596,26 @@ fn invalid_tags_fail_before_building() {
         assert!(!err.contains("RUN true"), "{bad:?}: a step ran: {err}");
     }
 }
+
+/// A `--secret` whose file is missing fails before anything runs.
+#[test]
+fn a_missing_secret_file_fails_before_building() {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM busybox\nRUN true\n").unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let o = engine()
+        .args(["build", "--progress", "plain", "--cache-dir"])
+        .arg(cache.path())
+        .args(["--build-context", &busybox_context_flag()])
+        .args(["--secret", "id=tok,src=/no/such/secret-file"])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("--secret id=tok: cannot read `/no/such/secret-file`"),
+        "{err}"
+    );
+    assert!(!err.contains("RUN true"), "a step ran: {err}");
+}

@@ -48,7 +48,25 @@ fn parse_secrets(raw: &[String]) -> Result<BTreeMap<String, SecretSource>, Failu
         }
         let id = id.ok_or_else(|| Failure::msg(format!("--secret `{s}` has no id")))?;
         let source = match (src, env) {
-            (Some(p), _) => SecretSource::File(p),
+            (Some(p), _) => {
+                // Checked now, not when a RUN step first asks for it.
+                match std::fs::metadata(&p) {
+                    Ok(m) if m.is_file() => {}
+                    Ok(_) => {
+                        return Err(Failure::msg(format!(
+                            "--secret id={id}: `{}` is not a regular file",
+                            p.display()
+                        )))
+                    }
+                    Err(e) => {
+                        return Err(Failure::hint(
+                            format!("--secret id={id}: cannot read `{}`: {e}", p.display()),
+                            "src= names a file with the secret's value; env=VAR takes it from a variable",
+                        ))
+                    }
+                }
+                SecretSource::File(p)
+            }
             (None, Some(e)) => SecretSource::Env(e),
             (None, None) => SecretSource::Env(id.clone()),
         };

@@ -619,3 +619,27 @@ fn a_missing_secret_file_fails_before_building() {
     );
     assert!(!err.contains("RUN true"), "a step ran: {err}");
 }
+
+/// `COPY --from=` a name one edit away from a stage, which is no image
+/// either, suggests the stage.
+#[test]
+fn a_misspelt_stage_in_copy_from_is_suggested() {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox AS build\nRUN echo x > /x\nFROM busybox\nCOPY --from=biuld /x /x\n",
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let o = engine()
+        .args(["build", "--progress", "plain", "--cache-dir"])
+        .arg(cache.path())
+        .args(["--build-context", &busybox_context_flag()])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("did you mean the stage `build`?"), "{err}");
+    assert!(err.contains("Dockerfile:4"), "{err}");
+}

@@ -6,7 +6,7 @@
 mod bflag;
 mod goconv;
 mod mount;
-mod suggest;
+pub(crate) mod suggest;
 
 use serde::Serialize;
 

@@ -829,7 +829,25 @@ impl Lowering<'_, '_> {
         if let Some(NamedContext::Local) = self.opts.named_contexts.get(reference) {
             return self.context_node(reference);
         }
-        Ok(self.image_source(reference, platform, at)?.0)
+        match self.image_source(reference, platform, at) {
+            Ok((node, _)) => Ok(node),
+            // Not an image either: a stage name one or two edits away was
+            // most likely meant (`--from=biuld`). Only after the image was
+            // tried, so that an image named like a stage still works.
+            Err(e) => {
+                let names: Vec<&str> = self
+                    .stages
+                    .iter()
+                    .filter_map(|s| s.name.as_deref())
+                    .collect();
+                match crate::instructions::suggest::search(reference, &names, false) {
+                    Some(stage) if e.hint.is_none() => {
+                        Err(e.with_hint(format!("did you mean the stage `{stage}`?")))
+                    }
+                    _ => Err(e),
+                }
+            }
+        }
     }
 
     fn dispatch_copy(

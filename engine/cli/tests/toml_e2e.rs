@@ -276,3 +276,40 @@ steps = [{ run = "i=0; while [ $i -lt 300 ]; do sleep 1 & i=$((i+1)); done; wait
     let (ok, stderr) = build(&["--pids-limit", "1000"]);
     assert!(ok, "--pids-limit 1000 replaces the spec's 64: {stderr}");
 }
+
+/// `--set` of a name that is neither declared in [vars] nor read by an
+/// ARG is an error (it was a warning), with the closest declared name.
+#[test]
+fn an_unused_set_is_an_error_with_a_suggestion() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::write(
+        t.path().join("engine.toml"),
+        r#"
+[vars]
+VERSION = "1"
+
+[image.app]
+from = "busybox"
+steps = [{ run = "echo ${VERSION} > /v" }]
+"#,
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let o = engine()
+        .args(["build", "--frontend", "toml", "--progress", "plain"])
+        .args(["--build-context", &busybox_context_flag()])
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .args(["--set", "VERSON=2"])
+        .arg(t.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("variable `VERSON` is not declared")
+            && err.contains("did you mean `VERSION`?"),
+        "{err}"
+    );
+    assert!(!err.contains("RUN"), "a step ran: {err}");
+}

@@ -195,11 +195,23 @@ pub fn plan(spec: &Spec, map: &SourceMap, opts: &TomlPlanOptions<'_>) -> Result<
             context_dirs: BTreeMap::new(),
         });
     }
+    // A --set/--build-arg value nothing reads is most likely a typo: an
+    // error (bake refuses unknown overrides too), with the closest name.
     for (arg, missed) in &p.unconsumed {
         if *missed == p.lowerings {
-            p.warnings.push(format!(
-                "variable `{arg}` is not declared in [vars] and no ARG consumed it as a build argument"
-            ));
+            let hint = crate::error::did_you_mean(arg, spec.vars.values.keys().map(String::as_str))
+                .map(|v| format!("did you mean `{v}`?"))
+                .unwrap_or_else(|| {
+                    "declare it in [vars], or pass it only to targets with an ARG of that name"
+                        .into()
+                });
+            return Err(TomlError::new(
+                map.file(),
+                format!(
+                    "variable `{arg}` is not declared in [vars] and no ARG consumed it as a build argument"
+                ),
+            )
+            .with_hint(hint));
         }
     }
     let graph = p.b.finish(ir_targets);

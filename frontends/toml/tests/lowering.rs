@@ -307,22 +307,23 @@ env = { B = "app" }
 }
 
 #[test]
-fn unused_command_line_variables_warn() {
+fn unused_command_line_variables_are_errors() {
+    // A used one is fine, and reaches the RUN step's environment.
     let mut o = opts(&NoResolver);
-    o.vars.insert("NOPE".into(), "1".into());
     o.vars.insert("USED".into(), "2".into());
-    let p = plan_with(
-        "[image.app]\nfrom = \"scratch\"\nargs = { USED = \"0\" }\nsteps = [{ run = \"true\" }]\n",
-        &o,
-    )
-    .unwrap();
-    assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
-    assert!(
-        p.warnings[0].starts_with("variable `NOPE` is not declared"),
-        "{:?}",
-        p.warnings
-    );
+    let spec = "[vars]\nUSAGE = \"x\"\n\n[image.app]\nfrom = \"scratch\"\nargs = { USED = \"0\" }\nsteps = [{ run = \"true\" }]\n";
+    let p = plan_with(spec, &o).unwrap();
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
     assert!(execs(&p.graph)[0].env.contains(&"USED=2".to_string()));
+    // One that nothing reads is a typo until shown otherwise.
+    o.vars.insert("USAGES".into(), "1".into());
+    let e = plan_with(spec, &o).unwrap_err();
+    assert!(
+        e.message.starts_with("variable `USAGES` is not declared"),
+        "{}",
+        e.message
+    );
+    assert_eq!(e.hint.as_deref(), Some("did you mean `USAGE`?"));
 }
 
 #[test]

@@ -97,6 +97,26 @@ impl SourceMap {
         &self.file
     }
 
+    /// The source text of `span` (empty when it is out of range).
+    pub fn text_of(&self, span: &Range<usize>) -> &str {
+        self.text.get(span.clone()).unwrap_or("")
+    }
+
+    /// A number as it is written (`1.0` stays `1.0`, `1_000` stays
+    /// `1_000`), as bake keeps a variable's text; `fallback` when the span
+    /// is not the number's own text.
+    pub fn number_text(&self, span: &Range<usize>, fallback: String) -> String {
+        let t = self.text_of(span).trim();
+        let looks_numeric = !t.is_empty()
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-._".contains(c));
+        if looks_numeric {
+            t.to_string()
+        } else {
+            fallback
+        }
+    }
+
     pub fn location(&self, span: &Range<usize>) -> Location {
         let start = span.start.min(self.text.len());
         let line_ix = match self.line_starts.binary_search(&start) {

@@ -462,8 +462,8 @@ impl Reader<'_> {
         for e in &tab.entries {
             let v = match &e.value.value {
                 Val::Str(s) => self.interp(s, &e.value.span, mode)?,
-                Val::Int(i) => i.to_string(),
-                Val::Float(f) => f.to_string(),
+                Val::Int(i) => self.map.number_text(&e.value.span, i.to_string()),
+                Val::Float(f) => self.map.number_text(&e.value.span, f.to_string()),
                 Val::Bool(b) => b.to_string(),
                 _ => {
                     return Err(expected(

@@ -238,9 +238,9 @@ fn resolve_one(
 fn var_default(t: &Tree, map: &SourceMap) -> Result<(String, Span), TomlError> {
     match &t.value {
         Val::Str(s) => Ok((s.clone(), t.span.clone())),
-        Val::Int(i) => Ok((i.to_string(), t.span.clone())),
+        Val::Int(i) => Ok((map.number_text(&t.span, i.to_string()), t.span.clone())),
         Val::Bool(b) => Ok((b.to_string(), t.span.clone())),
-        Val::Float(f) => Ok((f.to_string(), t.span.clone())),
+        Val::Float(f) => Ok((map.number_text(&t.span, f.to_string()), t.span.clone())),
         Val::Table(tab) => {
             for e in &tab.entries {
                 if e.key != "default" && e.key != "description" {

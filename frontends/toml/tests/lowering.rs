@@ -404,3 +404,19 @@ fn limits_are_read_once_for_the_whole_build() {
         digest(&plan(&format!("[limits]\npids-limit = 64\n{app}"), &[]))
     );
 }
+
+#[test]
+fn numbers_keep_their_text() {
+    // `VERSION = 1.0` is "1.0" (not "1"), as bake keeps it; so are the
+    // numbers of `args`.
+    let o = opts(&NoResolver);
+    let p = plan_with(
+        "[vars]\nVERSION = 1.0\nCOUNT = 1_000\n\n[image.app]\nfrom = \"scratch\"\nargs = { V = \"${VERSION}\", C = \"${COUNT}\", RATIO = 0.50 }\nsteps = [{ run = \"true\" }]\n",
+        &o,
+    )
+    .unwrap();
+    let env = &execs(&p.graph)[0].env;
+    for want in ["V=1.0", "C=1_000", "RATIO=0.50"] {
+        assert!(env.contains(&want.to_string()), "{want} not in {env:?}");
+    }
+}

@@ -72,13 +72,17 @@ pub struct BuildArgs {
     /// Name and optionally a tag (name:tag)
     #[arg(short = 't', long = "tag")]
     pub tags: Vec<String>,
-    /// Output destination (type=docker|oci|local|tar,dest=PATH[,...])
+    /// Output: type=docker,dest=FILE[,name=REF] | type=oci,dest=FILE|DIR[,tar=false] |
+    /// type=local,dest=DIR | type=tar,dest=FILE | type=registry,name=REF
+    /// (= type=image,push=true); compression=gzip|zstd|uncompressed;
+    /// dest=- (or -o -) writes a tar to standard output
     #[arg(short = 'o', long = "output")]
     pub outputs: Vec<String>,
-    /// Import build cache from a directory (type=local,src=DIR)
+    /// Import build cache: type=local,src=DIR | type=registry,ref=REF
     #[arg(long = "cache-from")]
     pub cache_from: Vec<String>,
-    /// Export build cache to a directory (type=local,dest=DIR[,mode=min|max])
+    /// Export build cache: type=local,dest=DIR | type=registry,ref=REF
+    /// [,mode=min|max]
     #[arg(long = "cache-to")]
     pub cache_to: Vec<String>,
     /// Do not use cache when building

@@ -643,3 +643,27 @@ fn a_misspelt_stage_in_copy_from_is_suggested() {
     assert!(err.contains("did you mean the stage `build`?"), "{err}");
     assert!(err.contains("Dockerfile:4"), "{err}");
 }
+
+/// `engine build --help` names every output and cache type there is.
+#[test]
+fn help_lists_every_output_and_cache_type() {
+    let o = run_ok(engine().args(["build", "--help"]));
+    let help = String::from_utf8_lossy(&o.stdout);
+    for t in [
+        "type=docker",
+        "type=oci",
+        "type=local",
+        "type=tar",
+        "type=registry,name=",
+        "type=registry,ref=",
+        "type=local,src=",
+        "type=local,dest=",
+        "-o -",
+        "--allow",
+        "--trace",
+        "--iidfile",
+        "--pids-limit",
+    ] {
+        assert!(help.contains(t), "`{t}` missing from --help:\n{help}");
+    }
+}

@@ -68,8 +68,6 @@ type Sink<W> = HashWriter<Encoder<HashWriter<BufWriter<W>>>>;
 /// hashing chain, tracking hardlinks.
 pub(crate) struct Emitter<W: Write> {
     tar: TarWriter<Sink<W>>,
-    /// Whether the blob is compressed (else its digest is the diff id).
-    compressed: bool,
     epoch: Option<i64>,
     /// (dev, ino) of multiply-linked non-directories → archive name of the
     /// first occurrence.
@@ -105,7 +103,6 @@ impl<W: Write> Emitter<W> {
             .map_err(|e| Error::stream("start compressor", e))?;
         Ok(Emitter {
             tar: TarWriter::new(HashWriter::new(enc)),
-            compressed: opts.compression != crate::Compression::None,
             epoch: opts.source_date_epoch,
             links: HashMap::new(),
         })
@@ -266,14 +263,10 @@ impl<W: Write> Emitter<W> {
 
     /// Ends the archive, finishes compression and returns the digests.
     pub(crate) fn finish(self) -> Result<LayerDigests> {
-        let compressed = self.compressed;
         let (digest, diff_id, size) = self.finish_parts()?;
-        let digest = match digest {
-            Some(d) => d,
-            // Uncompressed: the blob is the tar.
-            None if !compressed => diff_id.clone(),
-            None => String::new(),
-        };
+        // An emitter made by `new` hashes the blob unless it is uncompressed,
+        // and then the blob is the tar.
+        let digest = digest.unwrap_or_else(|| diff_id.clone());
         Ok(LayerDigests {
             digest,
             diff_id,

@@ -52,9 +52,11 @@ enum Layout {
 pub(crate) struct Cgroup {
     layout: Layout,
     limits: Limits,
-    /// Where the helper was before joining, per hierarchy (`cgroup.procs` files).
-    home: Vec<PathBuf>,
 }
+
+/// Where the helper was before [`Cgroup::join`], per hierarchy (its
+/// `cgroup.procs` files), for [`Cgroup::leave`].
+pub(crate) struct Home(Vec<PathBuf>);
 
 fn own_path(controller: Option<&str>) -> io::Result<PathBuf> {
     let text = fs::read_to_string("/proc/self/cgroup")?;
@@ -171,27 +173,7 @@ impl Cgroup {
         } else {
             Self::create_v1(root, &name, limits)?
         };
-        let home = match &layout {
-            Layout::V2(_) => vec![root.join(own_path(None).map_err(|e| e.to_string())?)],
-            Layout::V1 { pids, memory } => {
-                let mut v = Vec::new();
-                for (leaf, ctrl) in [(pids, "pids"), (memory, "memory")] {
-                    if leaf.is_some() {
-                        let own = own_path(Some(ctrl)).map_err(|e| e.to_string())?;
-                        v.push(root.join(ctrl).join(own));
-                    }
-                }
-                v
-            }
-        }
-        .into_iter()
-        .map(|d| d.join("cgroup.procs"))
-        .collect();
-        Ok(Some(Cgroup {
-            layout,
-            limits,
-            home,
-        }))
+        Ok(Some(Cgroup { layout, limits }))
     }
 
     /// The `cgroupsPath` to give an OCI runtime: a child of the run's leaf, as a path
@@ -276,22 +258,16 @@ impl Cgroup {
             fs::create_dir(&dir).map_err(|e| format!("create cgroup {}: {e}", dir.display()))?;
             Ok(dir)
         };
-        let mut layout = Layout::V1 {
-            pids: None,
-            memory: None,
-        };
+        let (mut pids, mut memory) = (None, None);
         let r = (|| -> Result<(), String> {
-            let Layout::V1 { pids, memory } = &mut layout else {
-                unreachable!()
-            };
             if let Some(p) = limits.pids {
                 let d = leaf("pids")?;
-                *pids = Some(d.clone());
+                pids = Some(d.clone());
                 write(&d.join("pids.max"), &p.to_string()).map_err(|e| e.to_string())?;
             }
             if let Some(m) = limits.memory {
                 let d = leaf("memory")?;
-                *memory = Some(d.clone());
+                memory = Some(d.clone());
                 write(&d.join("memory.limit_in_bytes"), &m.to_string())
                     .map_err(|e| e.to_string())?;
                 let _ = fs::write(d.join("memory.memsw.limit_in_bytes"), m.to_string());
@@ -299,13 +275,9 @@ impl Cgroup {
             }
             Ok(())
         })();
+        let layout = Layout::V1 { pids, memory };
         if let Err(e) = r {
-            Cgroup {
-                layout,
-                limits,
-                home: Vec::new(),
-            }
-            .remove();
+            remove_layout(&layout);
             return Err(e);
         }
         Ok(layout)
@@ -322,19 +294,35 @@ impl Cgroup {
         }
     }
 
-    /// Moves the calling process into the run's cgroup.
-    pub(crate) fn join(&self) -> Result<(), String> {
+    /// Moves the calling process into the run's cgroup; returns where it was.
+    pub(crate) fn join(&self) -> Result<Home, String> {
+        let root = Path::new(CGROUP_ROOT);
+        let homes = match &self.layout {
+            Layout::V2(_) => vec![root.join(own_path(None).map_err(|e| e.to_string())?)],
+            Layout::V1 { pids, memory } => {
+                let mut v = Vec::new();
+                for (leaf, ctrl) in [(pids, "pids"), (memory, "memory")] {
+                    if leaf.is_some() {
+                        let own = own_path(Some(ctrl)).map_err(|e| e.to_string())?;
+                        v.push(root.join(ctrl).join(own));
+                    }
+                }
+                v
+            }
+        };
         let me = std::process::id().to_string();
         for d in self.leaves() {
             write(&d.join("cgroup.procs"), &me).map_err(|e| format!("join cgroup: {e}"))?;
         }
-        Ok(())
+        Ok(Home(
+            homes.into_iter().map(|d| d.join("cgroup.procs")).collect(),
+        ))
     }
 
-    /// Moves the calling process back to where it was.
-    pub(crate) fn leave(&self) -> Result<(), String> {
+    /// Moves the calling process back to where it was before [`Cgroup::join`].
+    pub(crate) fn leave(&self, home: &Home) -> Result<(), String> {
         let me = std::process::id().to_string();
-        for procs in &self.home {
+        for procs in &home.0 {
             write(procs, &me).map_err(|e| format!("leave cgroup: {e}"))?;
         }
         Ok(())
@@ -382,29 +370,35 @@ impl Cgroup {
     }
 
     /// Kills whatever is left in the cgroup and removes it, with what a runtime made
-    /// below it (on v1, in every hierarchy: runc makes the path in each).
+    /// below it.
     pub(crate) fn remove(self) {
-        let mut dirs: Vec<PathBuf> = match &self.layout {
-            Layout::V2(d) => vec![d.clone()],
-            Layout::V1 { pids, memory } => {
-                let name = pids
-                    .as_ref()
-                    .or(memory.as_ref())
-                    .and_then(|d| d.file_name())
-                    .map(|n| n.to_os_string());
-                let hierarchies = fs::read_dir(CGROUP_ROOT)
-                    .map(|r| r.flatten().map(|e| e.path()).collect::<Vec<_>>())
-                    .unwrap_or_default();
-                match name {
-                    Some(n) => hierarchies.into_iter().map(|h| h.join(&n)).collect(),
-                    None => Vec::new(),
-                }
+        remove_layout(&self.layout);
+    }
+}
+
+/// Removes a run's leaves and what a runtime made below them (on v1, in every
+/// hierarchy: runc makes its path in each), killing what is left in them.
+fn remove_layout(layout: &Layout) {
+    let mut dirs: Vec<PathBuf> = match layout {
+        Layout::V2(d) => vec![d.clone()],
+        Layout::V1 { pids, memory } => {
+            let name = pids
+                .as_ref()
+                .or(memory.as_ref())
+                .and_then(|d| d.file_name())
+                .map(|n| n.to_os_string());
+            let hierarchies = fs::read_dir(CGROUP_ROOT)
+                .map(|r| r.flatten().map(|e| e.path()).collect::<Vec<_>>())
+                .unwrap_or_default();
+            match name {
+                Some(n) => hierarchies.into_iter().map(|h| h.join(&n)).collect(),
+                None => Vec::new(),
             }
-        };
-        dirs.retain(|d| d.exists());
-        for d in &dirs {
-            let _ = remove_leaf(&d.join("container"));
-            let _ = remove_leaf(d);
         }
+    };
+    dirs.retain(|d| d.exists());
+    for d in &dirs {
+        let _ = remove_leaf(&d.join("container"));
+        let _ = remove_leaf(d);
     }
 }

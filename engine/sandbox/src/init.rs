@@ -157,16 +157,19 @@ fn sigset(signals: &[libc::c_int]) -> libc::sigset_t {
     }
 }
 
+/// The run's cgroup (see `cgroup`), or none, with a warning to the caller,
+/// where the host has no hierarchy that can hold the limits.
+fn run_cgroup(req: &InitRequest, nest: bool, status: &Status) -> Option<Cgroup> {
+    Cgroup::create(req.spec.limits, nest).unwrap_or_else(|e| {
+        status.send(&Message::Warning(format!(
+            "this RUN step runs without process and memory limits: {e}"
+        )));
+        None
+    })
+}
+
 fn run_builtin(req: &InitRequest, status: &Status) -> R<i32> {
-    let cgroup = match Cgroup::create(req.spec.limits, false) {
-        Ok(c) => c,
-        Err(e) => {
-            status.send(&Message::Warning(format!(
-                "this RUN step runs without process and memory limits: {e}"
-            )));
-            None
-        }
-    };
+    let cgroup = run_cgroup(req, false, status);
     let r = supervise(req, status, cgroup.as_ref());
     if let Some(c) = cgroup {
         c.remove();
@@ -200,9 +203,10 @@ fn supervise(req: &InitRequest, status: &Status, cgroup: Option<&Cgroup>) -> R<i
     sys::cvt(unsafe { libc::unshare(libc::CLONE_NEWPID) }).map_err(ctx("unshare pid namespace"))?;
     // Join the cgroup just for the fork: the child is born in it, the helper and the
     // NAT process stay out.
-    if let Some(c) = cgroup {
-        c.join()?;
-    }
+    let home = match cgroup {
+        Some(c) => Some(c.join()?),
+        None => None,
+    };
     // SAFETY: this process is single-threaded (the helper never starts threads), so the
     // child may do anything.
     let pid = unsafe { libc::fork() };
@@ -229,8 +233,8 @@ fn supervise(req: &InitRequest, status: &Status, cgroup: Option<&Cgroup>) -> R<i
     // SAFETY: write to our own pipe; a child that is gone just won't read it.
     unsafe { libc::write(go_w.as_raw_fd(), b"g".as_ptr().cast(), 1) };
     drop(go_w);
-    if let Some(c) = cgroup {
-        if let Err(e) = c.leave() {
+    if let (Some(c), Some(home)) = (cgroup, &home) {
+        if let Err(e) = c.leave(home) {
             // SAFETY: our unreaped child.
             unsafe { libc::kill(pid, libc::SIGKILL) };
             return Err(e);
@@ -824,15 +828,7 @@ fn run_oci(req: &InitRequest, argv: &[String], config: &Path, status: &Status) -
 
     // The runtime's container nests in the run's cgroup (config.json's cgroupsPath
     // names a child of it), where the limits and their counters are.
-    let cgroup = match Cgroup::create(req.spec.limits, true) {
-        Ok(c) => c,
-        Err(e) => {
-            status.send(&Message::Warning(format!(
-                "this RUN step runs without process and memory limits: {e}"
-            )));
-            None
-        }
-    };
+    let cgroup = run_cgroup(req, true, status);
     if let Some(c) = &cgroup {
         patch_config_cgroup(config, &c.runtime_path())?;
     }
@@ -894,24 +890,28 @@ fn run_oci(req: &InitRequest, argv: &[String], config: &Path, status: &Status) -
 
 /// Points the bundle's `config.json` at the run's cgroup.
 fn patch_config_cgroup(config: &Path, path: &Path) -> R<()> {
+    patch_config(config, |v| {
+        v["linux"]["cgroupsPath"] = serde_json::Value::from(path.to_string_lossy().into_owned());
+    })
+}
+
+/// Rewrites the bundle's `config.json` with `change`.
+fn patch_config(config: &Path, change: impl FnOnce(&mut serde_json::Value)) -> R<()> {
     let text = std::fs::read(config).map_err(ctx("read config.json"))?;
     let mut v: serde_json::Value =
         serde_json::from_slice(&text).map_err(ctx("parse config.json"))?;
-    v["linux"]["cgroupsPath"] = serde_json::Value::from(path.to_string_lossy().into_owned());
+    change(&mut v);
     let text = serde_json::to_vec_pretty(&v).map_err(ctx("serialize config.json"))?;
     std::fs::write(config, text).map_err(ctx("write config.json"))
 }
 
 /// Writes resolved credentials into the bundle's `config.json`.
 fn patch_config_user(config: &Path, user: &User) -> R<()> {
-    let text = std::fs::read(config).map_err(ctx("read config.json"))?;
-    let mut v: serde_json::Value =
-        serde_json::from_slice(&text).map_err(ctx("parse config.json"))?;
-    v["process"]["user"] = serde_json::json!({
-        "uid": user.uid,
-        "gid": user.gid,
-        "additionalGids": user.additional_gids,
-    });
-    let text = serde_json::to_vec_pretty(&v).map_err(ctx("serialize config.json"))?;
-    std::fs::write(config, text).map_err(ctx("write config.json"))
+    patch_config(config, |v| {
+        v["process"]["user"] = serde_json::json!({
+            "uid": user.uid,
+            "gid": user.gid,
+            "additionalGids": user.additional_gids,
+        });
+    })
 }

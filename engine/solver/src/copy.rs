@@ -723,7 +723,7 @@ fn set_mtime(p: &Path, meta: &fs::Metadata) {
 }
 
 /// Keep user-visible and capability xattrs; overlay-private ones never travel.
-fn copy_xattrs(from: &Path, to: &Path) {
+pub(crate) fn copy_xattrs(from: &Path, to: &Path) {
     let Ok(names) = xattr::list(from) else { return };
     for name in names {
         let n = name.to_string_lossy();

@@ -46,6 +46,22 @@ pub(crate) const NAMES: [&str; 41] = [
     "CAP_CHECKPOINT_RESTORE",
 ];
 
+// Numbers of the capabilities named in code (the seccomp profile's rules).
+pub(crate) const CAP_DAC_READ_SEARCH: u32 = 2;
+pub(crate) const CAP_SYS_MODULE: u32 = 16;
+pub(crate) const CAP_SYS_RAWIO: u32 = 17;
+pub(crate) const CAP_SYS_CHROOT: u32 = 18;
+pub(crate) const CAP_SYS_PTRACE: u32 = 19;
+pub(crate) const CAP_SYS_PACCT: u32 = 20;
+pub(crate) const CAP_SYS_ADMIN: u32 = 21;
+pub(crate) const CAP_SYS_BOOT: u32 = 22;
+pub(crate) const CAP_SYS_NICE: u32 = 23;
+pub(crate) const CAP_SYS_TIME: u32 = 25;
+pub(crate) const CAP_SYS_TTY_CONFIG: u32 = 26;
+pub(crate) const CAP_SYSLOG: u32 = 34;
+pub(crate) const CAP_PERFMON: u32 = 38;
+pub(crate) const CAP_BPF: u32 = 39;
+
 /// Every capability this table knows, as a bit mask.
 pub(crate) const ALL: u64 = (1 << NAMES.len()) - 1;
 
@@ -101,7 +117,24 @@ mod tests {
                 "CAP_SETFCAP"
             ]
         );
-        assert_eq!(NAMES[21], "CAP_SYS_ADMIN");
+        for (n, name) in [
+            (CAP_DAC_READ_SEARCH, "CAP_DAC_READ_SEARCH"),
+            (CAP_SYS_MODULE, "CAP_SYS_MODULE"),
+            (CAP_SYS_RAWIO, "CAP_SYS_RAWIO"),
+            (CAP_SYS_CHROOT, "CAP_SYS_CHROOT"),
+            (CAP_SYS_PTRACE, "CAP_SYS_PTRACE"),
+            (CAP_SYS_PACCT, "CAP_SYS_PACCT"),
+            (CAP_SYS_ADMIN, "CAP_SYS_ADMIN"),
+            (CAP_SYS_BOOT, "CAP_SYS_BOOT"),
+            (CAP_SYS_NICE, "CAP_SYS_NICE"),
+            (CAP_SYS_TIME, "CAP_SYS_TIME"),
+            (CAP_SYS_TTY_CONFIG, "CAP_SYS_TTY_CONFIG"),
+            (CAP_SYSLOG, "CAP_SYSLOG"),
+            (CAP_PERFMON, "CAP_PERFMON"),
+            (CAP_BPF, "CAP_BPF"),
+        ] {
+            assert_eq!(NAMES[n as usize], name);
+        }
         assert_eq!(names(ALL).count(), 41);
     }
 }

@@ -201,11 +201,5 @@ fn wait_ready(ready: &OwnedFd, slirp: &Slirp) -> Result<(), String> {
 
 /// `slirp4netns` in the caller's `PATH` (or the default one), when installed.
 pub fn slirp4netns_path() -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_else(|| crate::DEFAULT_PATH.into());
-    std::env::split_paths(&path)
-        .map(|d| d.join("slirp4netns"))
-        .find(|p| {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+    crate::oci::find_in_path("slirp4netns")
 }

@@ -39,7 +39,8 @@ pub struct OciRuntime {
     temp_dir: Option<PathBuf>,
 }
 
-fn find_in_path(name: &str) -> Option<PathBuf> {
+/// An executable `name` in the caller's `PATH` (or the default one).
+pub(crate) fn find_in_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
     std::env::split_paths(&path)
         .map(|d| d.join(name))

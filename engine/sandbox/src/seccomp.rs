@@ -79,21 +79,12 @@ const EPERM: u32 = libc::EPERM as u32;
 /// What `clone3` returns without `CAP_SYS_ADMIN`.
 const ENOSYS: u32 = libc::ENOSYS as u32;
 
-// Capability numbers (linux/capability.h) that the profile's `includes`/`excludes` name.
-const CAP_DAC_READ_SEARCH: u32 = 2;
-const CAP_SYS_MODULE: u32 = 16;
-const CAP_SYS_RAWIO: u32 = 17;
-const CAP_SYS_CHROOT: u32 = 18;
-const CAP_SYS_PTRACE: u32 = 19;
-const CAP_SYS_PACCT: u32 = 20;
-const CAP_SYS_ADMIN: u32 = 21;
-const CAP_SYS_BOOT: u32 = 22;
-const CAP_SYS_NICE: u32 = 23;
-const CAP_SYS_TIME: u32 = 25;
-const CAP_SYS_TTY_CONFIG: u32 = 26;
-const CAP_SYSLOG: u32 = 34;
-const CAP_PERFMON: u32 = 38;
-const CAP_BPF: u32 = 39;
+// The capabilities the profile's `includes`/`excludes` name.
+use crate::caps::{
+    CAP_BPF, CAP_DAC_READ_SEARCH, CAP_PERFMON, CAP_SYSLOG, CAP_SYS_ADMIN, CAP_SYS_BOOT,
+    CAP_SYS_CHROOT, CAP_SYS_MODULE, CAP_SYS_NICE, CAP_SYS_PACCT, CAP_SYS_PTRACE, CAP_SYS_RAWIO,
+    CAP_SYS_TIME, CAP_SYS_TTY_CONFIG,
+};
 
 /// The namespace flags `clone` may not carry without `CAP_SYS_ADMIN`: CLONE_NEWNS,
 /// NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET and NEWCGROUP.

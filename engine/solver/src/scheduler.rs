@@ -105,6 +105,14 @@ struct Permits {
 }
 
 impl Permits {
+    /// `n` permits (at least 1).
+    fn new(n: usize) -> Self {
+        Permits {
+            free: Mutex::new(n.max(1)),
+            cv: Condvar::new(),
+        }
+    }
+
     fn acquire(&self) {
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         while *free == 0 {
@@ -161,14 +169,8 @@ pub fn run<R: NodeRunner>(
         outputs: (0..n).map(|_| Mutex::new(None)).collect(),
         failure: Mutex::new(None),
         cancel: cancel.clone(),
-        exec: opts.jobs.map(|j| Permits {
-            free: Mutex::new(j.max(1)),
-            cv: Condvar::new(),
-        }),
-        cpu: Permits {
-            free: Mutex::new(opts.cpu.max(1)),
-            cv: Condvar::new(),
-        },
+        exec: opts.jobs.map(Permits::new),
+        cpu: Permits::new(opts.cpu),
     };
     let roots: Vec<NodeId> = graph
         .ids()

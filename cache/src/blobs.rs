@@ -18,15 +18,18 @@
 //! may commit the same content at once: each has its own temp file and the
 //! renames are atomic, so all of them succeed and the blob is written whole.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest as _, Sha256};
 use tempfile::NamedTempFile;
 
 use crate::digest::Digest;
+use crate::memo::FileStamp;
 
 /// Temp files in `ingest/` older than this are left over from crashed
 /// writers and are removed by [`BlobStore::open`].
@@ -68,6 +71,23 @@ pub struct BlobStore {
     root: PathBuf,
     blobs: PathBuf,
     ingest: PathBuf,
+    checked: Checked,
+}
+
+/// Blobs this process committed or verified, with the stamp their file had
+/// then. A file with the same (device, inode, size, mtime, ctime) still
+/// holds that content: every write changes ctime, and users cannot set it.
+/// (The one blind spot, a write within the same timestamp tick as the
+/// stamp, needs a writer racing the commit on purpose; the cache's readers
+/// are no defence against that anyway.) Kept in memory only: another
+/// process re-checks, through the persistent memo of the cache store.
+type Checked = Arc<Mutex<HashMap<Digest, FileStamp>>>;
+
+fn remember(checked: &Checked, digest: Digest, meta: &fs::Metadata) {
+    checked
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(digest, FileStamp::of(meta));
 }
 
 impl BlobStore {
@@ -84,6 +104,7 @@ impl BlobStore {
             root,
             blobs,
             ingest,
+            checked: Checked::default(),
         };
         store.sweep_ingest(INGEST_MAX_AGE)?;
         Ok(store)
@@ -139,6 +160,7 @@ impl BlobStore {
             hasher: Sha256::new(),
             size: 0,
             blobs: self.blobs.clone(),
+            checked: Arc::clone(&self.checked),
         })
     }
 
@@ -193,14 +215,36 @@ impl BlobStore {
     /// its name.
     pub fn verify(&self, digest: &Digest) -> Result<bool> {
         let mut f = self.open_blob(digest)?;
+        let before = f.metadata().ok();
         let mut hasher = Sha256::new();
         io::copy(&mut f, &mut hasher).map_err(BlobError::io("reading", self.path(digest)))?;
-        Ok(Digest::from_hasher(hasher) == *digest)
+        let ok = Digest::from_hasher(hasher) == *digest;
+        if let (true, Some(meta)) = (ok, before) {
+            remember(&self.checked, *digest, &meta);
+        }
+        Ok(ok)
+    }
+
+    /// Whether the blob file described by `meta` is known to hold `digest`
+    /// without reading it: this process committed or verified it, and the
+    /// file has not changed since (see [`Checked`]). Readers that would
+    /// rehash a blob to guard against damage may skip the hash when this
+    /// says yes.
+    pub fn known_intact(&self, digest: &Digest, meta: &fs::Metadata) -> bool {
+        self.checked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(digest)
+            .is_some_and(|s| *s == FileStamp::of(meta))
     }
 
     /// Remove a blob. `Ok(false)` if it was not there.
     pub fn delete(&self, digest: &Digest) -> Result<bool> {
         let path = self.path(digest);
+        self.checked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(digest);
         match fs::remove_file(&path) {
             Ok(()) => {
                 sync_dir(&self.blobs)?;
@@ -262,6 +306,7 @@ pub struct BlobWriter {
     hasher: Sha256,
     size: u64,
     blobs: PathBuf,
+    checked: Checked,
 }
 
 impl std::fmt::Debug for BlobWriter {
@@ -293,12 +338,27 @@ impl BlobWriter {
     /// place and fsync the directory. If the blob already exists it is kept
     /// and the temp file dropped.
     pub fn commit(self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        self.commit_with(expected, true)
+    }
+
+    /// [`commit`](Self::commit) without the fsyncs, for a caller that has
+    /// the data synced later (the cache store's background sync, see
+    /// [`crate::store::CacheStore::commit_blob`]). A crash before that sync
+    /// may leave a damaged blob under its name: every reader in another
+    /// process rehashes a blob it does not know (or its memo of a hash taken
+    /// after the sync), so such a blob is a miss, never a wrong result.
+    pub fn commit_unsynced(self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        self.commit_with(expected, false)
+    }
+
+    fn commit_with(self, expected: Option<&Digest>, sync: bool) -> Result<(Digest, u64)> {
         let temp_path = self.temp_path();
         let BlobWriter {
             file,
             hasher,
             size,
             blobs,
+            checked,
         } = self;
         let temp = file.into_inner().map_err(|e| BlobError::Io {
             op: "flushing",
@@ -321,16 +381,23 @@ impl BlobWriter {
         if fs::metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == size) {
             return Ok((actual, size));
         }
-        temp.as_file()
-            .sync_all()
-            .map_err(BlobError::io("syncing", &temp_path))?;
+        if sync {
+            temp.as_file()
+                .sync_all()
+                .map_err(BlobError::io("syncing", &temp_path))?;
+        }
         set_read_only(temp.as_file(), &temp_path)?;
         temp.persist(&dest).map_err(|e| BlobError::Io {
             op: "committing blob to",
             path: dest.clone(),
             source: e.error,
         })?;
-        sync_dir(&blobs)?;
+        if sync {
+            sync_dir(&blobs)?;
+        }
+        if let Ok(meta) = fs::metadata(&dest) {
+            remember(&checked, actual, &meta);
+        }
         Ok((actual, size))
     }
 }

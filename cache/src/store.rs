@@ -14,8 +14,10 @@
 //!   wants the same key waits, then finds it done.
 //! * **Committing** is atomic: a snapshot is made in the session's scratch
 //!   directory, marked `done` and renamed to `snapshots/<key>`; blobs are
-//!   fsynced and renamed by the [`BlobStore`]; the index is written last,
-//!   at the end of the build. A build killed at any point leaves either no
+//!   renamed into place by the [`BlobStore`] (fsynced first, or, for the
+//!   layers a build writes, in the background with the snapshots:
+//!   `durable.rs`); the index is written last, at the end of the build,
+//!   once those syncs are done. A build killed at any point leaves either no
 //!   snapshot or a complete one, and at worst a snapshot the index does not
 //!   know yet, which lookups (they go by the `done` marker) use anyway and
 //!   the next reconcile records.
@@ -31,8 +33,9 @@ use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
-use crate::blobs::BlobStore;
+use crate::blobs::{BlobStore, BlobWriter};
 use crate::digest::Digest;
+use crate::durable::BackgroundSync;
 use crate::index::{Index, IndexTxn};
 use crate::lease::{self, LeaseItem, Session};
 use crate::lock::FileLock;
@@ -80,6 +83,8 @@ pub struct CacheStore {
     made_new: AtomicBool,
     file_memo: OnceLock<FileHashMemo>,
     blob_memo: OnceLock<FileHashMemo>,
+    /// Writeback of committed snapshots, off the steps' critical path.
+    sync: BackgroundSync,
 }
 
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> CacheError + use<> {
@@ -147,6 +152,7 @@ impl CacheStore {
         let session = Session::start(&root).map_err(io_err("starting a session in", &root))?;
         Ok(CacheStore {
             index: Index::new(&root),
+            sync: BackgroundSync::new(root.clone()),
             root,
             blobs,
             session,
@@ -291,7 +297,10 @@ impl CacheStore {
                 .insert(key.to_string());
         }
         match fs::rename(staging, &dir) {
-            Ok(()) => self.made_new.store(true, Ordering::SeqCst),
+            Ok(()) => {
+                self.made_new.store(true, Ordering::SeqCst);
+                self.sync.request_fs();
+            }
             Err(_) if dir.join("done").exists() => {
                 let _ = crate::sweep::remove_tree(staging);
             }
@@ -411,6 +420,22 @@ impl CacheStore {
         }
     }
 
+    /// Commit a blob written for this store without waiting for the disk:
+    /// its data is synced by the background sync, which [`flush`](Self::flush)
+    /// waits for (see [`BlobWriter::commit_unsynced`] for why a crash before
+    /// then is safe).
+    pub fn commit_blob(&self, w: BlobWriter) -> Result<(Digest, u64), CacheError> {
+        let (digest, size) = w.commit_unsynced(None)?;
+        let path = self.blobs.path(&digest);
+        match fs::File::open(&path) {
+            Ok(f) => self
+                .sync
+                .request_file(f, Some(self.blobs.blobs_dir().to_path_buf())),
+            Err(_) => self.sync.request_fs(),
+        }
+        Ok((digest, size))
+    }
+
     /// Whether the blob is present and intact (size, and sha256 unless an
     /// earlier check of this very file is remembered). A corrupt blob is
     /// deleted. Call under [`using`](Self::using).
@@ -422,6 +447,9 @@ impl CacheStore {
         if !meta.is_file() || size.is_some_and(|s| s != meta.len()) {
             let _ = self.blobs.delete(digest);
             return false;
+        }
+        if self.blobs.known_intact(digest, &meta) {
+            return true;
         }
         let stamp = FileStamp::of(&meta);
         let memo = self.blob_memo();
@@ -460,6 +488,8 @@ impl CacheStore {
     /// a no-op rebuild stays cheap) and gets `None`; the next index session
     /// folds the journal in.
     pub fn flush(&self) -> Result<Option<u64>, CacheError> {
+        // The index names snapshots only once their contents are on disk.
+        self.sync.wait();
         if let Some(m) = self.file_memo.get() {
             let _ = m.save();
         }

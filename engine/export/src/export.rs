@@ -335,14 +335,15 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-/// Open a store blob for streaming, checking its size first.
-fn open_store_blob(store: &BlobStore, digest: &Digest, size: u64) -> Result<File> {
+/// Open a store blob for streaming, checking its size first. The flag says
+/// whether the store knows the file intact (it committed or verified it in
+/// this process, and the file has not changed since): such a blob is
+/// copied without rehashing it; any other is hashed on the way.
+fn open_store_blob(store: &BlobStore, digest: &Digest, size: u64) -> Result<(File, bool)> {
     let f = store.open_blob(digest)?;
     let path = store.path(digest);
-    let actual = f
-        .metadata()
-        .map_err(io_err("reading metadata of", &path))?
-        .len();
+    let meta = f.metadata().map_err(io_err("reading metadata of", &path))?;
+    let actual = meta.len();
     if actual != size {
         return Err(Error::SizeMismatch {
             digest: *digest,
@@ -351,7 +352,30 @@ fn open_store_blob(store: &BlobStore, digest: &Digest, size: u64) -> Result<File
             actual,
         });
     }
-    Ok(f)
+    let intact = store.known_intact(digest, &meta);
+    Ok((f, intact))
+}
+
+/// Copy a blob known intact (see [`open_store_blob`]) to `out`: by the
+/// kernel where both ends are files (`io::copy` uses copy_file_range), and
+/// checked for its size only.
+fn copy_intact<W: Write>(
+    store: &BlobStore,
+    f: File,
+    digest: &Digest,
+    size: u64,
+    out: &mut W,
+) -> io::Result<std::result::Result<(), Error>> {
+    let n = io::copy(&mut f.take(size), out)?;
+    if n != size {
+        return Ok(Err(Error::SizeMismatch {
+            digest: *digest,
+            path: store.path(digest),
+            expected: size,
+            actual: n,
+        }));
+    }
+    Ok(Ok(()))
 }
 
 fn check_streamed(store: &BlobStore, digest: &Digest, size: u64, got: (Digest, u64)) -> Result<()> {
@@ -482,10 +506,15 @@ fn write_layout_blob(
             .write_all(bytes)
             .map_err(io_err("writing", temp.path()))?,
         BlobSource::Store { size } => {
-            let f = open_store_blob(store, digest, *size)?;
-            let mut reader = HashingReader::new(f.take(*size));
-            io::copy(&mut reader, &mut temp).map_err(io_err("copying into", &dest))?;
-            check_streamed(store, digest, *size, reader.finish())?;
+            let (f, intact) = open_store_blob(store, digest, *size)?;
+            if intact {
+                copy_intact(store, f, digest, *size, temp.as_file_mut())
+                    .map_err(io_err("copying into", &dest))??;
+            } else {
+                let mut reader = HashingReader::new(f.take(*size));
+                io::copy(&mut reader, &mut temp).map_err(io_err("copying into", &dest))?;
+                check_streamed(store, digest, *size, reader.finish())?;
+            }
         }
     }
     persist(temp, &dest)
@@ -607,14 +636,25 @@ fn write_tar<W: Write>(
                 b.append(&h, *data).map_err(werr(name))?;
             }
             TarEntry::Blob { digest, size } => {
-                let f = open_store_blob(store, digest, *size)?;
+                let (f, intact) = open_store_blob(store, digest, *size)?;
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_mode(0o644);
                 h.set_size(*size);
                 h.set_cksum();
-                let mut reader = HashingReader::new(f.take(*size));
-                b.append(&h, &mut reader).map_err(werr(name))?;
-                check_streamed(store, digest, *size, reader.finish())?;
+                if intact {
+                    // Header, data and padding written past the builder
+                    // (which keeps no position), so that io::copy sees the
+                    // concrete writer and can copy in the kernel.
+                    let out = b.get_mut();
+                    out.write_all(h.as_bytes()).map_err(werr(name))?;
+                    copy_intact(store, f, digest, *size, out).map_err(werr(name))??;
+                    let pad = (512 - (*size % 512) as usize) % 512;
+                    out.write_all(&[0; 512][..pad]).map_err(werr(name))?;
+                } else {
+                    let mut reader = HashingReader::new(f.take(*size));
+                    b.append(&h, &mut reader).map_err(werr(name))?;
+                    check_streamed(store, digest, *size, reader.finish())?;
+                }
             }
         }
     }

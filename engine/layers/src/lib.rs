@@ -19,6 +19,7 @@ mod compress;
 mod digest;
 mod error;
 mod fsutil;
+pub mod pipe;
 mod resolve;
 mod tar_read;
 mod tar_write;

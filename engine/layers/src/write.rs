@@ -96,15 +96,24 @@ pub fn write_layer(dir: &Path, out: impl Write, opts: &LayerOptions) -> Result<L
 /// store's, which checks and names blobs by their digest): the compressed
 /// bytes are not hashed a second time here. Returns the diff id and the
 /// blob's size; the blob's digest is the writer's.
+///
+/// `out` is written by a second thread (see [`crate::pipe`]): the blob's
+/// hash and write run beside the walk, the tar's hash and the compressor.
 pub fn write_layer_unhashed(
     dir: &Path,
-    out: impl Write,
+    mut out: impl Write + Send,
     opts: &LayerOptions,
 ) -> Result<(String, u64)> {
-    let mut em = Emitter::with_blob_hash(out, opts, false)?;
-    walk_layer(dir, &mut em, opts)?;
-    let (_, diff_id, size) = em.finish_parts()?;
-    Ok((diff_id, size))
+    let r: std::io::Result<Result<(String, u64)>> =
+        crate::pipe::with_writer_thread(&mut out, |pipe| {
+            Ok((|| {
+                let mut em = Emitter::with_blob_hash(pipe, opts, false)?;
+                walk_layer(dir, &mut em, opts)?;
+                let (_, diff_id, size) = em.finish_parts()?;
+                Ok((diff_id, size))
+            })())
+        });
+    r.map_err(|e| Error::stream("write layer", e))?
 }
 
 fn walk_layer<W: Write>(dir: &Path, em: &mut Emitter<W>, opts: &LayerOptions) -> Result<()> {

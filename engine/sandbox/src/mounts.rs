@@ -156,12 +156,22 @@ pub(crate) fn mount_overlay(
         .map_err(|e| format!("{e} (new mount api: {first})"))
 }
 
+/// A `volatile` overlay leaves `work/incompat/volatile` in its workdir, and
+/// overlayfs refuses to mount that workdir again while it is there (the
+/// upper directory may have missed writes in a crash). Ours are reused only
+/// after a clean unmount, and a snapshot is synced by the cache when it is
+/// committed, so the marker says nothing we need: it goes.
+pub(crate) fn clear_volatile_marker(work: &Path) {
+    let _ = std::fs::remove_dir_all(work.join("work/incompat/volatile"));
+}
+
 fn overlay_new_api(
     lowers: &[PathBuf],
     upper: &Path,
     work: &Path,
     attrs: u64,
 ) -> Result<OwnedFd, String> {
+    clear_volatile_marker(work);
     let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
         .map_err(|e| format!("fsopen overlay: {}", io::Error::from(e)))?;
     let set = |k: &str, v: &Path| {
@@ -184,6 +194,12 @@ fn overlay_new_api(
             }
             let _ = fs_log(fs.as_fd());
         }
+    }
+    // No writeback when the overlay goes away (overlayfs would sync the
+    // whole upper filesystem there, on the step's critical path): the cache
+    // syncs committed snapshots in the background (engine-cache durable.rs).
+    if fsconfig_set_flag(&fs, "volatile").is_err() {
+        let _ = fs_log(fs.as_fd());
     }
     fsconfig_create(&fs).map_err(|e| with_log(fs.as_fd(), "create overlay", e))?;
     fsmount(
@@ -229,22 +245,31 @@ fn overlay_classic(
             lowers.len()
         ));
     }
-    let data = CString::new(data).map_err(|_| "nul byte in overlay options".to_string())?;
     let t = cstr(target).map_err(|e| e.to_string())?;
-    // SAFETY: valid nul-terminated strings.
-    sys::cvt(unsafe {
-        libc::mount(
-            c"overlay".as_ptr(),
-            t.as_ptr(),
-            c"overlay".as_ptr(),
-            if attrs & sys::MOUNT_ATTR_NODEV != 0 {
-                libc::MS_NODEV
-            } else {
-                0
-            },
-            data.as_ptr().cast(),
-        )
-    })
-    .map(drop)
+    let flags = if attrs & sys::MOUNT_ATTR_NODEV != 0 {
+        libc::MS_NODEV
+    } else {
+        0
+    };
+    let mount = |data: &str| {
+        let data = CString::new(data).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: valid nul-terminated strings.
+        sys::cvt(unsafe {
+            libc::mount(
+                c"overlay".as_ptr(),
+                t.as_ptr(),
+                c"overlay".as_ptr(),
+                flags,
+                data.as_ptr().cast(),
+            )
+        })
+        .map(drop)
+    };
+    clear_volatile_marker(work);
+    // `volatile` (Linux 5.10) as in overlay_new_api; older kernels refuse it.
+    match mount(&format!("{data},volatile")) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => mount(&data),
+        r => r,
+    }
     .map_err(|e| format!("mount overlay on {}: {e}", target.display()))
 }

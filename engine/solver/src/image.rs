@@ -102,9 +102,7 @@ pub(crate) fn step_blob(
     // The store's writer hashes the blob; the layer writer only the tar.
     let (diff_id, _) = engine_layers::write_layer_unhashed(&layer.dir, &mut w, &opts)
         .map_err(|e| StepError::Message(format!("cannot write layer: {e}")))?;
-    let (digest, size) = w
-        .commit(None)
-        .map_err(|e| StepError::Message(e.to_string()))?;
+    let (digest, size) = store.commit_blob(w).map_err(cache_err)?;
     let diff_id = Digest::parse(&diff_id).map_err(|e| StepError::Message(e.to_string()))?;
     let blob = LayerBlob {
         digest,

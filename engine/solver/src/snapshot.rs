@@ -277,8 +277,12 @@ pub fn mount_overlay(
         .join(":");
     match upper {
         Some((u, w)) => {
+            // See engine-sandbox's clear_volatile_marker.
+            let _ = std::fs::remove_dir_all(w.join("work/incompat/volatile"));
             let data = format!(
-                "lowerdir={lowerdir},upperdir={},workdir={},index=off,redirect_dir=off,metacopy=off",
+                // volatile: no writeback of the whole filesystem at unmount
+                // (the cache syncs committed snapshots in the background).
+                "lowerdir={lowerdir},upperdir={},workdir={},index=off,redirect_dir=off,metacopy=off,volatile",
                 escape_opt(u),
                 escape_opt(w)
             );
@@ -328,7 +332,8 @@ fn mount_with_fallback(target: &Path, data: &str) -> io::Result<()> {
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
             let stripped = data
                 .replace(",redirect_dir=off", "")
-                .replace(",metacopy=off", "");
+                .replace(",metacopy=off", "")
+                .replace(",volatile", "");
             mount("overlay", target, "overlay", 0, &stripped)
         }
         Err(e) => Err(e),

@@ -343,7 +343,7 @@ impl BlobWriter {
 
     /// [`commit`](Self::commit) without the fsyncs, for a caller that has
     /// the data synced later (the cache store's background sync, see
-    /// [`crate::store::CacheStore::commit_blob`]). A crash before that sync
+    /// `CacheStore::commit_blob`). A crash before that sync
     /// may leave a damaged blob under its name: every reader in another
     /// process rehashes a blob it does not know (or its memo of a hash taken
     /// after the sync), so such a blob is a miss, never a wrong result.
@@ -427,17 +427,8 @@ fn set_read_only(_: &File, _: &Path) -> Result<()> {
     Ok(())
 }
 
-/// fsync a directory so that a rename or removal in it is durable.
 fn sync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(BlobError::io("syncing directory", dir))?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
+    crate::durable::sync_dir(dir).map_err(BlobError::io("syncing directory", dir))
 }
 
 #[cfg(test)]

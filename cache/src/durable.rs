@@ -117,7 +117,7 @@ fn sync_loop(root: &Path, shared: &(Mutex<State>, Condvar)) {
                 }
             }
             for d in dirs {
-                crate::store::sync_dir(&d);
+                let _ = sync_dir(&d);
             }
         }
         let mut st = lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -128,6 +128,16 @@ fn sync_loop(root: &Path, shared: &(Mutex<State>, Condvar)) {
             return;
         }
     }
+}
+
+/// fsync a directory, so that a rename or removal in it is durable. The one
+/// `sync_dir` of the workspace (export and solver use it too).
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }
 
 /// `syncfs(2)` of the filesystem holding `root`.

@@ -24,8 +24,9 @@ use crate::digest::Digest;
 use crate::index::IndexTxn;
 use crate::lease::{self, LeaseItem, LiveLeases};
 use crate::lock::FileLock;
+use crate::record::read_meta;
 use crate::record::{Kind, Record, StepLayer};
-use crate::store::{CacheStore, SnapshotMeta};
+use crate::store::CacheStore;
 use crate::sweep::disk_usage;
 use crate::{now_secs, valid_key, CacheError};
 
@@ -80,12 +81,6 @@ pub struct Usage {
     /// Builds running on this cache right now.
     pub live_builds: usize,
     pub records: Vec<RecordUsage>,
-}
-
-/// `snapshots/<key>/meta.json`, if readable.
-pub(crate) fn read_meta(dir: &Path) -> Option<SnapshotMeta> {
-    let bytes = fs::read(dir.join("meta.json")).ok()?;
-    serde_json::from_slice(&bytes).ok()
 }
 
 /// The `layer-<tag>.json` files of a snapshot directory.
@@ -214,22 +209,6 @@ fn reconcile(store: &CacheStore, txn: &IndexTxn, measure_all: bool) -> Result<Vi
         }
     }
     Ok(View { records, blobs })
-}
-
-/// The size of the cache as the index knows it (snapshots, cache mounts
-/// and the blobs records refer to), without touching the disk.
-pub(crate) fn indexed_size(txn: &IndexTxn) -> Result<u64, CacheError> {
-    let mut total = 0u64;
-    let mut seen = HashSet::new();
-    for r in txn.all()? {
-        total += r.snapshot_size.unwrap_or(0);
-        for (d, size) in r.blobs() {
-            if seen.insert(*d) {
-                total += size;
-            }
-        }
-    }
-    Ok(total)
 }
 
 fn leased(leases: &LiveLeases, r: &Record) -> bool {

@@ -168,6 +168,22 @@ impl IndexTxn {
 
     /// Every readable record, in key order. Unreadable entries are dropped
     /// from the index on the way.
+    /// The size of the cache as the index knows it (snapshots, cache mounts
+    /// and the blobs records refer to), without touching the disk.
+    pub(crate) fn indexed_size(&self) -> Result<u64, CacheError> {
+        let mut total = 0u64;
+        let mut seen = std::collections::HashSet::new();
+        for r in self.all()? {
+            total += r.snapshot_size.unwrap_or(0);
+            for (d, size) in r.blobs() {
+                if seen.insert(*d) {
+                    total += size;
+                }
+            }
+        }
+        Ok(total)
+    }
+
     pub fn all(&self) -> Result<Vec<Record>, CacheError> {
         let mut out = Vec::new();
         let mut bad = Vec::new();

@@ -20,7 +20,7 @@
 
 pub mod blobs;
 pub mod digest;
-mod durable;
+pub mod durable;
 mod fsflags;
 pub mod gc;
 pub mod index;

@@ -147,6 +147,27 @@ impl Record {
     }
 }
 
+/// `snapshots/<key>/meta.json`: enough to rebuild the index record.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct SnapshotMeta {
+    pub version: u32,
+    pub key: String,
+    pub kind: Kind,
+    #[serde(default)]
+    pub description: String,
+    pub created: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub base_layers: Vec<LayerRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_config: Option<Digest>,
+}
+
+/// `snapshots/<key>/meta.json` of the snapshot directory `dir`, if readable.
+pub(crate) fn read_meta(dir: &std::path::Path) -> Option<SnapshotMeta> {
+    let bytes = std::fs::read(dir.join("meta.json")).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,8 +31,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use serde::{Deserialize, Serialize};
-
 use crate::blobs::{BlobStore, BlobWriter};
 use crate::digest::Digest;
 use crate::durable::BackgroundSync;
@@ -40,7 +38,7 @@ use crate::index::{Index, IndexTxn};
 use crate::lease::{self, LeaseItem, Session};
 use crate::lock::FileLock;
 use crate::memo::{FileHashMemo, FileStamp};
-use crate::record::{Kind, LayerRef, Record, StepLayer};
+use crate::record::{Kind, Record, SnapshotMeta, StepLayer};
 use crate::{now_secs, valid_key, CacheError};
 
 /// Held while using the store (shared `gc.lock`).
@@ -54,21 +52,6 @@ pub struct KeyLock(#[allow(dead_code)] FileLock);
 /// Journal files (one per build that only reused results) folded into
 /// the index by whichever build finds more than this many.
 const MAX_JOURNAL_FILES: usize = 64;
-
-/// `snapshots/<key>/meta.json`: enough to rebuild the index record.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct SnapshotMeta {
-    pub version: u32,
-    pub key: String,
-    pub kind: Kind,
-    #[serde(default)]
-    pub description: String,
-    pub created: u64,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub base_layers: Vec<LayerRef>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub base_config: Option<Digest>,
-}
 
 #[derive(Debug)]
 pub struct CacheStore {
@@ -120,12 +103,6 @@ pub(crate) fn nonce() -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::SeqCst)
     )
-}
-
-pub(crate) fn sync_dir(dir: &Path) {
-    if let Ok(f) = fs::File::open(dir) {
-        let _ = f.sync_all();
-    }
 }
 
 impl CacheStore {
@@ -313,7 +290,7 @@ impl CacheStore {
                 self.made_new.store(true, Ordering::SeqCst);
             }
         }
-        sync_dir(&self.root.join("snapshots"));
+        let _ = crate::durable::sync_dir(&self.root.join("snapshots"));
         self.note(record.clone());
         Ok(())
     }
@@ -512,13 +489,13 @@ impl CacheStore {
             }
             return self.index.with(|txn| {
                 self.fold_journal(txn)?;
-                crate::gc::indexed_size(txn).map(Some)
+                txn.indexed_size().map(Some)
             });
         }
         self.index.with(|txn| {
             self.fold_journal(txn)?;
             self.apply(txn, pending, &replaced)?;
-            crate::gc::indexed_size(txn).map(Some)
+            txn.indexed_size().map(Some)
         })
     }
 
@@ -600,7 +577,7 @@ impl CacheStore {
                     r = old;
                 }
                 None if !mount => {
-                    if let Some(meta) = crate::gc::read_meta(&dir) {
+                    if let Some(meta) = crate::record::read_meta(&dir) {
                         r.kind = meta.kind;
                         r.created = meta.created;
                         if r.description.is_empty() {
@@ -650,6 +627,7 @@ impl FileHashMemo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::LayerRef;
 
     fn key(n: u8) -> String {
         format!("{n:02x}").repeat(32)

@@ -583,13 +583,7 @@ fn persist(temp: tempfile::NamedTempFile, dest: &Path) -> Result<()> {
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("syncing directory", dir))?;
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
+    engine_cache::durable::sync_dir(dir).map_err(io_err("syncing directory", dir))
 }
 
 // ---------------------------------------------------------------------------

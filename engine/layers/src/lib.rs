@@ -19,6 +19,7 @@ mod compress;
 mod digest;
 mod error;
 mod fsutil;
+mod options;
 pub mod pipe;
 mod resolve;
 mod tar_read;

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use crate::compress::Encoder;
 use crate::digest::HashWriter;
 use crate::error::{Error, Result};
+use crate::options::{LayerDigests, LayerOptions};
 use crate::tar_write::{self, Header, TarWriter};
-use crate::write::{LayerDigests, LayerOptions};
 use crate::xattrs;
 
 /// One directory entry with its `lstat` metadata.

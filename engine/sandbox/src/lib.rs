@@ -27,6 +27,7 @@ mod caps;
 mod cgroup;
 mod files;
 mod helper;
+mod host;
 mod init;
 mod mounts;
 mod net;

@@ -201,5 +201,5 @@ fn wait_ready(ready: &OwnedFd, slirp: &Slirp) -> Result<(), String> {
 
 /// `slirp4netns` in the caller's `PATH` (or the default one), when installed.
 pub fn slirp4netns_path() -> Option<std::path::PathBuf> {
-    crate::oci::find_in_path("slirp4netns")
+    crate::host::find_in_path("slirp4netns")
 }

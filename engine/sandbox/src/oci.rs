@@ -13,9 +13,10 @@ use oci_spec::runtime::{
 };
 
 use crate::files::{stub_base, Prepared};
+use crate::host::{find_in_path, is_executable};
 use crate::init::{MASKED_PATHS, READONLY_PATHS};
 use crate::proto::Mode;
-use crate::spec::{MountKind, RunSpec, DEFAULT_PATH};
+use crate::spec::{MountKind, RunSpec};
 use crate::{helper, stubs, CancelToken, Error, Executor, ExitStatus, Result};
 
 /// After cancellation, how long `<runtime> kill` gets before the container is deleted by
@@ -37,21 +38,6 @@ pub struct OciRuntime {
     path: PathBuf,
     helper: PathBuf,
     temp_dir: Option<PathBuf>,
-}
-
-/// An executable `name` in the caller's `PATH` (or the default one).
-pub(crate) fn find_in_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into());
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
 }
 
 impl OciRuntime {

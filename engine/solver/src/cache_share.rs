@@ -455,7 +455,7 @@ pub fn export(state: &StateDir, req: &ExportRequest<'_>) -> Result<usize, StepEr
     let index_bytes =
         engine_export::json::to_canonical_vec(&index).map_err(|e| err(e.to_string()))?;
     write_atomic(&dir.join(INDEX_FILE), &index_bytes)?;
-    sync_dir(dir);
+    let _ = engine_cache::durable::sync_dir(dir);
     Ok(written)
 }
 
@@ -500,11 +500,5 @@ impl Write for HashingWriter<'_> {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
-    }
-}
-
-fn sync_dir(dir: &Path) {
-    if let Ok(f) = fs::File::open(dir) {
-        let _ = f.sync_all();
     }
 }

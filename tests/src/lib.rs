@@ -14,6 +14,7 @@
 pub mod busybox;
 pub mod case;
 pub mod config;
+pub mod conformance;
 pub mod docker;
 pub mod engine;
 pub mod flatten;

@@ -7,19 +7,11 @@ fn engine() -> Command {
     Command::new(env!("CARGO_BIN_EXE_engine"))
 }
 
+#[path = "../../../tests/src/conformance.rs"]
+mod conformance_dir;
+
 fn conformance() -> Option<std::path::PathBuf> {
-    let root = std::env::var_os("ENGINE_CONFORMANCE_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
-        });
-    let p = root.join("buildkit-dockerfile/parser/testfiles");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        println!("conformance data not found at {}; skipping", p.display());
-        None
-    }
+    conformance_dir::path("buildkit-dockerfile/parser/testfiles")
 }
 
 #[test]

@@ -4,29 +4,20 @@
 //!
 //! The data folder is `<workspace>/../shared/conformance`, or the folder
 //! named by `ENGINE_CONFORMANCE_DIR`. When it is missing the data-driven tests
-//! say so and pass.
+//! fail, unless `ENGINE_SKIP_CONFORMANCE=1`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use engine_dockerfile::parser::{self, dump, parse, Heredoc};
 
-fn conformance_root() -> PathBuf {
-    match std::env::var_os("ENGINE_CONFORMANCE_DIR") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"),
-    }
-}
+#[path = "../../../tests/src/conformance.rs"]
+mod conformance;
 
-/// The parser data folder, or `None` (after saying so) if it is absent.
+/// The parser data folder (see `tests/src/conformance.rs` for when it may be
+/// missing).
 fn parser_data() -> Option<PathBuf> {
-    let dir = conformance_root().join("buildkit-dockerfile/parser");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        println!("conformance data not found at {}; skipping", dir.display());
-        None
-    }
+    conformance::path("buildkit-dockerfile/parser")
 }
 
 fn case_dirs(dir: &Path) -> Vec<PathBuf> {

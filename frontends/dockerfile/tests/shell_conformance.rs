@@ -4,29 +4,20 @@
 //!
 //! The data lives outside the repository, in
 //! `shared/conformance/buildkit-dockerfile/shell/`; `ENGINE_CONFORMANCE_DIR`
-//! overrides the `conformance` directory. Without the data the tests skip.
-
-use std::path::PathBuf;
+//! overrides the `conformance` directory. Without the data the tests fail,
+//! unless `ENGINE_SKIP_CONFORMANCE=1`.
 
 use engine_dockerfile::shell::Lexer;
 
-fn data_dir() -> PathBuf {
-    let root = match std::env::var_os("ENGINE_CONFORMANCE_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"),
-    };
-    root.join("buildkit-dockerfile").join("shell")
-}
+#[path = "../../../tests/src/conformance.rs"]
+mod conformance;
 
 fn read(name: &str) -> Option<String> {
-    let path = data_dir().join(name);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Some(text),
-        Err(_) => {
-            println!("conformance data not found at {}; skipping", path.display());
-            None
-        }
-    }
+    let path = conformance::path(&format!("buildkit-dockerfile/shell/{name}"))?;
+    Some(
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display())),
+    )
 }
 
 /// `KEY=VALUE` list as BuildKit's `EnvsFromSlice` reads it: a missing `=`

@@ -220,24 +220,20 @@ pub struct Conformance {
     dir: PathBuf,
 }
 
+#[path = "../../../../tests/src/conformance.rs"]
+mod conformance_dir;
+
 /// `$ENGINE_CONFORMANCE_DIR/oci-image-spec`, else
-/// `<repo>/../shared/conformance/oci-image-spec`. `None` (with a message)
-/// when missing.
+/// `<repo>/../shared/conformance/oci-image-spec`; missing: a failure, or
+/// `None` with `ENGINE_SKIP_CONFORMANCE=1` (see tests/src/conformance.rs).
 pub fn conformance() -> Option<Conformance> {
-    let root = match std::env::var_os("ENGINE_CONFORMANCE_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"),
-    };
-    let dir = root.join("oci-image-spec");
-    if dir.join("image-manifest-schema.json").is_file() {
-        Some(Conformance { dir })
-    } else {
-        println!(
-            "conformance data not found at {}; skipping schema validation",
-            dir.display()
-        );
-        None
-    }
+    let dir = conformance_dir::path("oci-image-spec/image-manifest-schema.json")?;
+    Some(Conformance {
+        dir: dir
+            .parent()
+            .expect("schema file has a folder")
+            .to_path_buf(),
+    })
 }
 
 /// Resolves every `$ref`/`id` URI (`https://opencontainers.org/schema/…/defs.json`)

@@ -53,6 +53,10 @@ const DOCUMENTED: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "dockerignore-exception-missing",
+        &["fs /ctx/folder2: only in buildkit (dir 0755 0:0)"],
+    ),
+    (
         "dockerignore-wildcard-exception",
         &[
             "fs /ctx/docs/sub: only in engine (dir 0750 0:0)",

@@ -232,15 +232,71 @@ fn is_ignored(req: &Source<'_>, rel: &str) -> bool {
         .is_some_and(|i| !rel.is_empty() && rel != "." && i.is_excluded(rel))
 }
 
-/// Whether a source, once its symlinks are resolved to `path`, lies in
-/// what `.dockerignore` excludes: a link may not lead into an excluded
-/// directory (the filtered context BuildKit sends has the link, not the
-/// directory).
+/// Whether the context path `rel` (found on disk at `disk`) is part of the
+/// filtered context BuildKit transfers: no ancestor is an excluded
+/// directory the walk skips, and it is either not excluded or an excluded
+/// directory the walk enters and finds something included in (fsutil sends
+/// such a directory as the parent of what it re-includes, so `**` then
+/// `!folder1/file1` makes `folder1` a source holding just `file1`).
+fn in_context(req: &Source<'_>, rel: &str, disk: &Path) -> bool {
+    let Some(ig) = req.ignore else {
+        return true;
+    };
+    let rel = clean_rel(rel);
+    let rel = rel.as_str();
+    if rel.is_empty() {
+        return true;
+    }
+    let mut end = 0;
+    while let Some(i) = rel[end..].find('/') {
+        let ancestor = &rel[..end + i];
+        if ig.is_excluded(ancestor) && !ig.may_reinclude_under(ancestor) {
+            return false;
+        }
+        end += i + 1;
+    }
+    !ig.is_excluded(rel) || reincludes_below(ig, rel, disk)
+}
+
+/// `rel` without `.` and `..` elements (a `..` above the root stays at the
+/// root) and without leading, trailing or doubled slashes.
+fn clean_rel(rel: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in rel.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    parts.join("/")
+}
+
+/// For the excluded context path `rel` (on disk at `disk`): whether it is a
+/// directory the context walk enters and finds something included in.
+fn reincludes_below(ig: &IgnorePatterns, rel: &str, disk: &Path) -> bool {
+    if !fs::symlink_metadata(disk).is_ok_and(|m| m.is_dir()) || !ig.may_reinclude_under(rel) {
+        return false;
+    }
+    let Ok(entries) = fs::read_dir(disk) else {
+        return false;
+    };
+    entries.filter_map(|e| e.ok()).any(|e| {
+        let child = join_rel(rel, &e.file_name().to_string_lossy());
+        !ig.is_excluded(&child) || reincludes_below(ig, &child, &e.path())
+    })
+}
+
+/// Whether a source, once its symlinks are resolved to `path`, lies outside
+/// the filtered context: a link may not lead into an excluded directory
+/// (the filtered context BuildKit sends has the link, not the directory).
 fn resolves_into_ignored(req: &Source<'_>, path: &Path) -> bool {
     req.ignore.is_some()
         && path
             .strip_prefix(req.src_root)
-            .is_ok_and(|r| is_ignored(req, &r.to_string_lossy()))
+            .is_ok_and(|r| !in_context(req, &r.to_string_lossy(), path))
 }
 
 /// Where sources are read from: a root and, for a local context, its
@@ -284,11 +340,11 @@ fn expand_source(req: Source<'_>, src: &str) -> Result<Vec<Matched>, CopyError> 
         pattern
     };
     if !has_wildcard(&pattern) {
-        if is_ignored(&req, &pattern) {
-            return Err(CopyError::NotFound(pattern));
-        }
         let path = resolve_in_root(req.src_root, &pattern, true).map_err(io_err(req.src_root))?;
-        if fs::symlink_metadata(&path).is_err() || resolves_into_ignored(&req, &path) {
+        if fs::symlink_metadata(&path).is_err()
+            || !in_context(&req, &pattern, &path)
+            || resolves_into_ignored(&req, &path)
+        {
             return Err(CopyError::NotFound(pattern));
         }
         return Ok(vec![Matched {
@@ -337,7 +393,8 @@ fn walk_glob(req: Source<'_>, pattern: &str, out: &mut Vec<String>) -> io::Resul
             let disk = resolve_in_root(req.src_root, if dir.is_empty() { "." } else { dir }, true)?;
             if !has_wildcard(seg) {
                 let rel = join_rel(dir, seg);
-                if fs::symlink_metadata(disk.join(seg)).is_ok() && !is_ignored(&req, &rel) {
+                let path = disk.join(seg);
+                if fs::symlink_metadata(&path).is_ok() && in_context(&req, &rel, &path) {
                     next.push(rel);
                 }
                 continue;
@@ -352,7 +409,7 @@ fn walk_glob(req: Source<'_>, pattern: &str, out: &mut Vec<String>) -> io::Resul
             names.sort();
             for name in names {
                 let rel = join_rel(dir, &name);
-                if glob_match(seg, &name) && !is_ignored(&req, &rel) {
+                if glob_match(seg, &name) && in_context(&req, &rel, &disk.join(&name)) {
                     if !last && !disk.join(&name).is_dir() {
                         continue;
                     }

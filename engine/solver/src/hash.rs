@@ -404,6 +404,51 @@ mod tests {
     }
 
     #[test]
+    fn an_excluded_directory_leading_to_an_exception_is_a_source() {
+        // `**` then `!folder1/file1`: BuildKit sends folder1 as the parent of
+        // file1, so `ADD folder1` copies file1 alone (issue 10).
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        fs::create_dir_all(p.join("folder1/sub")).unwrap();
+        fs::create_dir_all(p.join("folder2")).unwrap();
+        fs::write(p.join("folder1/file1"), b"1").unwrap();
+        fs::write(p.join("folder1/file2"), b"2").unwrap();
+        fs::write(p.join("folder1/sub/s"), b"s").unwrap();
+        fs::write(p.join("folder2/o"), b"o").unwrap();
+        let ig = IgnorePatterns::parse("**\n!folder1/file1\n!folder2/missing\n").unwrap();
+        let src = |s: &str| vec![s.to_string()];
+        let s = select(p, Some(&ig), &src("folder1"), None).unwrap();
+        assert_eq!(s.hidden, ["folder1/file2", "folder1/sub"]);
+        assert_eq!(
+            select(p, Some(&ig), &src("fold*"), None).unwrap().hash,
+            s.hash,
+            "the wildcard matches folder1 only"
+        );
+        // folder2 leads to an exception that re-includes nothing: it is not
+        // part of the context (current BuildKit; 0.8 sent it empty)
+        for missing in ["folder2", "folder1/file2", "folder1/sub"] {
+            assert!(
+                matches!(
+                    select(p, Some(&ig), &src(missing), None),
+                    Err(CopyError::NotFound(_))
+                ),
+                "{missing}"
+            );
+        }
+        // what the selection hashes is folder1 and file1: file2 is not read
+        fs::write(p.join("folder1/file2"), b"changed").unwrap();
+        assert_eq!(
+            select(p, Some(&ig), &src("folder1"), None).unwrap().hash,
+            s.hash
+        );
+        fs::write(p.join("folder1/file1"), b"changed").unwrap();
+        assert_ne!(
+            select(p, Some(&ig), &src("folder1"), None).unwrap().hash,
+            s.hash
+        );
+    }
+
+    #[test]
     fn special_files_are_hashed_without_being_opened() {
         let d = ctx();
         let fifo = d.path().join("src/fifo");

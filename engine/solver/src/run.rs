@@ -894,23 +894,7 @@ impl Runner<'_> {
             tail: tail.clone(),
             buf: Vec::new(),
         };
-        let scancel = engine_sandbox::CancelToken::new();
-        let watcher_flag = scancel.clone();
-        let outer = cancel.clone();
-        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let done2 = done.clone();
-        let watcher = std::thread::spawn(move || {
-            while !done2.load(Ordering::SeqCst) {
-                if outer.is_cancelled() {
-                    watcher_flag.cancel();
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-        });
-        let status = self.executor.run(&spec, &mut out, &mut err, &scancel);
-        done.store(true, Ordering::SeqCst);
-        let _ = watcher.join();
+        let status = self.executor.run(&spec, &mut out, &mut err, cancel);
         out.flush_rest();
         err.flush_rest();
         drop(guards);

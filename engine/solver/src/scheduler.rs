@@ -12,26 +12,14 @@
 //! never start. Every node runs at most once per call (the graph already
 //! merged nodes with equal digests).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 
 use engine_ir::{Graph, NodeId};
 
-/// Raised on the first failure; runners poll it to stop early.
-#[derive(Debug, Clone, Default)]
-pub struct CancelToken(Arc<AtomicBool>);
-
-impl CancelToken {
-    pub fn new() -> Self {
-        Self::default()
-    }
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-}
+/// Raised on the first failure; runners poll it to stop early. The
+/// sandbox's token: a RUN step hands it to its executor as it is.
+pub use engine_sandbox::CancelToken;
 
 /// What the scheduler asks of the code that actually runs nodes.
 pub trait NodeRunner: Sync {

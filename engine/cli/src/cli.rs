@@ -120,6 +120,12 @@ pub struct BuildArgs {
     /// FILE, as docker build and buildx do; one target only
     #[arg(long = "iidfile", value_name = "FILE")]
     pub iidfile: Option<PathBuf>,
+    /// Write the build's result to FILE as JSON, with buildx's keys
+    /// (containerimage.digest, containerimage.config.digest,
+    /// containerimage.descriptor, image.name); a TOML build writes one
+    /// object per target, keyed by target name, as buildx bake does
+    #[arg(long = "metadata-file", value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
     /// Write a timeline of the build to FILE as Chrome trace-event JSON
     /// (open it in https://ui.perfetto.dev or chrome://tracing)
     #[arg(long = "trace", value_name = "FILE")]

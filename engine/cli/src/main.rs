@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod diagnostic;
+mod metadata;
 mod outputs;
 mod plan;
 mod push;

@@ -371,6 +371,9 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::msg(format!("cannot open cache dir `{}`: {e}", dir.display())))?;
     let executor = engine_sandbox::executor_for(&args.runtime, Some(state.tmp()))
         .map_err(|e| Failure::msg(e.to_string()))?;
+    if let Some(path) = &args.metadata_file {
+        crate::metadata::check_path(path, "--metadata-file")?;
+    }
     if args.iidfile.is_some() && planned.graph.targets().len() > 1 {
         return Err(Failure::hint(
             format!(
@@ -432,9 +435,10 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
     let solved = solved.map_err(render_step_error)?;
     let epoch = engine_export::ExportOptions::source_date_epoch_from_env();
     let mut digest_lines: Vec<(String, String)> = Vec::new();
-    // Target -> its image ID (config digest), for --iidfile.
-    let mut image_ids: BTreeMap<String, String> = BTreeMap::new();
+    // What each target's exports produced, for --iidfile, --metadata-file and -q.
+    let mut reports = crate::metadata::Reports::default();
     for (name, value) in &solved.targets {
+        reports.built(name);
         let platform =
             build::target_platform(&planned.graph, name).unwrap_or_else(engine_ir::Platform::host);
         let (outputs, tags) = exports.get(name).cloned().unwrap_or_default();
@@ -487,9 +491,7 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                         eprintln!("pushed {name}@{}", plan.root.1);
                     }
                     digest_lines.push((name.clone(), digest_line(&plan.result)));
-                    if let Some(d) = plan.result.config_digest() {
-                        image_ids.insert(name.clone(), d.to_string());
-                    }
+                    reports.exported(name, &plan.result, &eopts.names);
                 }
                 Kind::Docker | Kind::OciTar | Kind::OciDir => {
                     let image = engine_solver::image::assemble(&state, value, &platform, settings)
@@ -522,9 +524,7 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                     }
                     .map_err(|e| fail(e.to_string()))?;
                     digest_lines.push((name.clone(), digest_line(&result)));
-                    if let Some(d) = result.config_digest() {
-                        image_ids.insert(name.clone(), d.to_string());
-                    }
+                    reports.exported(name, &result, &eopts.names);
                 }
             }
             trace.span(
@@ -550,7 +550,7 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                 .map_err(|e| Failure::msg(e.to_string()))?;
             let id = engine_cache::Digest::of(&cfg).to_string();
             digest_lines.push((name.clone(), format!("config {id}")));
-            image_ids.insert(name.clone(), id);
+            reports.image_id(name, id);
         }
     }
     for c in &cache_to {
@@ -621,7 +621,7 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
     }
     write_trace(args.trace.as_deref(), &trace)?;
     if let Some(path) = &args.iidfile {
-        match image_ids.values().next() {
+        match reports.image_ids().next().map(|(_, id)| id) {
             Some(id) => std::fs::write(path, id).map_err(|e| {
                 Failure::msg(format!("cannot write --iidfile `{}`: {e}", path.display()))
             })?,
@@ -631,6 +631,10 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                 path.display()
             ),
         }
+    }
+    if let Some(path) = &args.metadata_file {
+        let doc = crate::metadata::document(&reports, planned.toml_targets.is_some());
+        crate::metadata::write_json(path, &doc, "--metadata-file")?;
     }
     // One line per target; the target is named when there are several.
     let several = solved.targets.len() > 1;

@@ -1,0 +1,244 @@
+//! The flags CI scripts use with `docker buildx build` (issue 10):
+//! `--metadata-file`, `-q`, `--push`, `--load`, `--label`, `--annotation`
+//! and `--pull`. Every digest a flag reports is checked against what was
+//! actually written, pushed or loaded.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::*;
+use serde_json::Value;
+
+fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let p = t.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    t
+}
+
+/// `engine build` with a cache dir and plain progress; the rest from `extra`.
+fn build_cmd(ctx: &Path, cache: &Path, extra: &[&str]) -> Command {
+    let mut c = engine();
+    c.env("SOURCE_DATE_EPOCH", "1700000000")
+        .args(["build", "--progress", "plain", "--cache-dir"])
+        .arg(cache)
+        .args(extra)
+        .arg(ctx);
+    c
+}
+
+fn build(ctx: &Path, cache: &Path, extra: &[&str]) -> Output {
+    run_ok(&mut build_cmd(ctx, cache, extra))
+}
+
+/// A build that must fail with exit code 1: its stderr.
+fn build_fails(ctx: &Path, cache: &Path, extra: &[&str]) -> String {
+    let out = build_cmd(ctx, cache, extra).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+fn read_json(p: &Path) -> Value {
+    let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", p.display()))
+}
+
+/// A blob of an OCI layout directory, checked against its digest.
+fn layout_blob(layout: &Path, digest: &str) -> Vec<u8> {
+    use sha2::Digest as _;
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    let bytes = std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap();
+    assert_eq!(
+        hex::encode(sha2::Sha256::digest(&bytes)),
+        hex,
+        "blob {digest}"
+    );
+    bytes
+}
+
+/// The one root descriptor of a layout's index.json (all its entries name
+/// the same document) and that document.
+fn layout_root(layout: &Path) -> (Value, Value) {
+    let index = read_json(&layout.join("index.json"));
+    let entries = index["manifests"].as_array().unwrap();
+    assert!(!entries.is_empty(), "{index}");
+    for e in entries {
+        assert_eq!(e["digest"], entries[0]["digest"], "{index}");
+    }
+    let root = entries[0].clone();
+    let doc: Value =
+        serde_json::from_slice(&layout_blob(layout, root["digest"].as_str().unwrap())).unwrap();
+    (root, doc)
+}
+
+/// The metadata object says exactly what the layout holds: the root
+/// document's digest, media type and size, and its config's digest.
+fn assert_metadata_matches_layout(meta: &Value, layout: &Path) {
+    let (root, manifest) = layout_root(layout);
+    assert_eq!(meta["containerimage.digest"], root["digest"], "{meta}");
+    let desc = &meta["containerimage.descriptor"];
+    assert_eq!(desc["digest"], root["digest"], "{meta}");
+    assert_eq!(desc["mediaType"], root["mediaType"], "{meta}");
+    assert_eq!(desc["size"], root["size"], "{meta}");
+    let bytes = layout_blob(layout, root["digest"].as_str().unwrap());
+    assert_eq!(desc["size"].as_u64().unwrap(), bytes.len() as u64);
+    assert_eq!(
+        meta["containerimage.config.digest"], manifest["config"]["digest"],
+        "{meta}"
+    );
+    layout_blob(layout, manifest["config"]["digest"].as_str().unwrap());
+}
+
+#[test]
+fn metadata_file_digests_are_those_of_the_written_layout() {
+    let ctx = dir_with(&[
+        ("Dockerfile", "FROM scratch\nCOPY hello /hello\n"),
+        ("hello", "hi\n"),
+    ]);
+    let cache = tempfile::tempdir().unwrap();
+    let layout = ctx.path().join("out/layout");
+    let meta = ctx.path().join("meta/build.json");
+    build(
+        ctx.path(),
+        cache.path(),
+        &[
+            "-t",
+            "example.com/app:1",
+            "-t",
+            "app:latest",
+            "-o",
+            &format!("type=oci,dest={},tar=false", layout.display()),
+            "--metadata-file",
+            meta.to_str().unwrap(),
+        ],
+    );
+    let m = read_json(&meta);
+    assert_metadata_matches_layout(&m, &layout);
+    assert_eq!(m["image.name"], "example.com/app:1,app:latest", "{m}");
+    assert_eq!(
+        m["containerimage.descriptor"]["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+
+    // The same build again: the same digests, the file rewritten.
+    std::fs::write(&meta, "stale").unwrap();
+    build(
+        ctx.path(),
+        cache.path(),
+        &[
+            "-t",
+            "example.com/app:1",
+            "-t",
+            "app:latest",
+            "-o",
+            &format!("type=oci,dest={},tar=false", layout.display()),
+            "--metadata-file",
+            meta.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(read_json(&meta), m);
+
+    // No image output: the image ID only; a rootfs output: nothing to report.
+    build(
+        ctx.path(),
+        cache.path(),
+        &["--metadata-file", meta.to_str().unwrap()],
+    );
+    let bare = read_json(&meta);
+    assert_eq!(
+        bare,
+        serde_json::json!({"containerimage.config.digest": m["containerimage.config.digest"]})
+    );
+    build(
+        ctx.path(),
+        cache.path(),
+        &[
+            "-o",
+            &format!("type=local,dest={}", ctx.path().join("rootfs").display()),
+            "--metadata-file",
+            meta.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(read_json(&meta), serde_json::json!({}));
+
+    // A directory is refused before anything is built.
+    let err = build_fails(
+        ctx.path(),
+        cache.path(),
+        &["--metadata-file", ctx.path().to_str().unwrap()],
+    );
+    assert!(
+        err.contains("--metadata-file") && err.contains("is a directory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn metadata_file_has_one_object_per_toml_target() {
+    let spec = r#"
+[image.one]
+from = "scratch"
+context = "one"
+tags = ["one:1"]
+outputs = ["type=oci,dest=out/one,tar=false"]
+
+[[image.one.steps]]
+copy = "f"
+to = "/f"
+
+[image.two]
+from = "scratch"
+context = "two"
+tags = ["two:1", "two:latest"]
+outputs = ["type=oci,dest=out/two,tar=false"]
+
+[[image.two.steps]]
+copy = "f"
+to = "/f"
+"#;
+    let ctx = dir_with(&[
+        ("engine.toml", spec),
+        ("one/f", "one\n"),
+        ("two/f", "two\n"),
+    ]);
+    let cache = tempfile::tempdir().unwrap();
+    let meta = ctx.path().join("meta.json");
+    build(
+        ctx.path(),
+        cache.path(),
+        &[
+            "--frontend",
+            "toml",
+            "--metadata-file",
+            meta.to_str().unwrap(),
+        ],
+    );
+    let m = read_json(&meta);
+    let keys: Vec<&String> = m.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["one", "two"], "{m}");
+    assert_metadata_matches_layout(&m["one"], &ctx.path().join("out/one"));
+    assert_metadata_matches_layout(&m["two"], &ctx.path().join("out/two"));
+    assert_eq!(m["one"]["image.name"], "one:1");
+    assert_eq!(m["two"]["image.name"], "two:1,two:latest");
+    assert_ne!(
+        m["one"]["containerimage.digest"],
+        m["two"]["containerimage.digest"]
+    );
+}
+
+/// `engine build --help` documents each of these flags.
+#[test]
+fn help_lists_the_buildx_flags() {
+    let o = run_ok(engine().args(["build", "--help"]));
+    let help = String::from_utf8_lossy(&o.stdout);
+    for flag in ["--metadata-file <FILE>", "containerimage.digest"] {
+        assert!(help.contains(flag), "`{flag}` missing from --help:\n{help}");
+    }
+}

@@ -106,6 +106,12 @@ pub struct BuildArgs {
     /// Progress output: auto, tty, plain, json
     #[arg(long, default_value = "auto")]
     pub progress: String,
+    /// Print nothing but the image ID on standard output (the config digest,
+    /// what docker run and docker tag take), as docker build -q and buildx
+    /// do; `TARGET ID` per line for several TOML targets. Warnings and
+    /// errors still go to standard error
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
     /// Cache directory
     #[arg(long = "cache-dir", env = "ENGINE_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,

@@ -151,6 +151,30 @@ pub fn check_path(path: &Path, flag: &str) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `-q`: the image ID of each target on standard output, nothing else
+/// (`TARGET ID` per line when a TOML build has several targets).
+pub fn print_quiet(reports: &Reports, several: bool) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    let mut text = String::new();
+    for (target, id) in reports.image_ids() {
+        if several {
+            text.push_str(&format!("{target} {id}\n"));
+        } else {
+            text.push_str(&format!("{id}\n"));
+        }
+    }
+    if text.is_empty() {
+        eprintln!(
+            "warning: --quiet: the build exported no image (type=local and type=tar outputs \
+             have no image ID)"
+        );
+        return Ok(());
+    }
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::msg(format!("cannot write to standard output: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -238,7 +238,155 @@ to = "/f"
 fn help_lists_the_buildx_flags() {
     let o = run_ok(engine().args(["build", "--help"]));
     let help = String::from_utf8_lossy(&o.stdout);
-    for flag in ["--metadata-file <FILE>", "containerimage.digest"] {
+    for flag in [
+        "--metadata-file <FILE>",
+        "containerimage.digest",
+        "-q, --quiet",
+    ] {
         assert!(help.contains(flag), "`{flag}` missing from --help:\n{help}");
     }
+}
+
+fn is_image_id(s: &str) -> bool {
+    s.strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[test]
+fn quiet_prints_only_the_image_id() {
+    let ctx = dir_with(&[
+        ("Dockerfile", "FROM scratch\nCOPY hello /hello\nLABEL a=b\n"),
+        ("hello", "hi\n"),
+    ]);
+    let cache = tempfile::tempdir().unwrap();
+    let layout = ctx.path().join("layout");
+    let iid = ctx.path().join("iid");
+    let out = build(
+        ctx.path(),
+        cache.path(),
+        &[
+            "-q",
+            "-o",
+            &format!("type=oci,dest={},tar=false", layout.display()),
+            "--iidfile",
+            iid.to_str().unwrap(),
+        ],
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let id = stdout.strip_suffix('\n').unwrap();
+    assert!(is_image_id(id), "stdout: {stdout:?}");
+    // The image ID: the config digest of the written manifest, as --iidfile.
+    let (_, manifest) = layout_root(&layout);
+    assert_eq!(manifest["config"]["digest"], id);
+    assert_eq!(std::fs::read_to_string(&iid).unwrap(), id);
+    // Nothing for humans: no progress, no summary, no digest line.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.trim().is_empty(), "stderr under -q: {stderr}");
+
+    // Without an output, the same image has the same ID.
+    let again = build(ctx.path(), cache.path(), &["--quiet"]);
+    assert_eq!(String::from_utf8(again.stdout).unwrap(), stdout);
+
+    // -q and a tar on standard output cannot share it.
+    let err = build_fails(ctx.path(), cache.path(), &["-q", "-o", "-"]);
+    assert!(
+        err.contains("-q") && err.contains("standard output"),
+        "{err}"
+    );
+}
+
+#[test]
+fn quiet_names_each_toml_target() {
+    let spec = r#"
+[image.one]
+from = "scratch"
+context = "one"
+
+[[image.one.steps]]
+copy = "f"
+to = "/f"
+
+[image.two]
+from = "scratch"
+context = "two"
+
+[[image.two.steps]]
+copy = "f"
+to = "/f"
+"#;
+    let ctx = dir_with(&[("engine.toml", spec), ("one/f", "1\n"), ("two/f", "2\n")]);
+    let cache = tempfile::tempdir().unwrap();
+    let out = build(ctx.path(), cache.path(), &["--frontend", "toml", "-q"]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<(&str, &str)> = stdout.lines().map(|l| l.split_once(' ').unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!((lines[0].0, lines[1].0), ("one", "two"), "{stdout}");
+    assert!(
+        is_image_id(lines[0].1) && is_image_id(lines[1].1),
+        "{stdout}"
+    );
+    assert_ne!(lines[0].1, lines[1].1);
+}
+
+/// Standard output is for what a script asked for: RUN output, progress in
+/// every mode, summaries, warnings and errors all go to standard error.
+#[test]
+fn nothing_else_ever_goes_to_standard_output() {
+    let ctx = dir_with(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN echo run-stdout; echo run-stderr >&2\nRUN echo built > /x\n",
+    )]);
+    let cache = tempfile::tempdir().unwrap();
+    let base = busybox_context_flag();
+    let layout = ctx.path().join("layout");
+    let dest = format!("type=oci,dest={},tar=false", layout.display());
+    let meta = ctx.path().join("meta.json");
+    let iid = ctx.path().join("iid");
+    for progress in ["plain", "json", "tty", "quiet", "auto"] {
+        let out = run_ok(
+            engine()
+                .args(["build", "--no-cache", "--cache-dir"])
+                .arg(cache.path())
+                .args([
+                    "--progress",
+                    progress,
+                    "--build-context",
+                    &base,
+                    "-t",
+                    "app:1",
+                    "-o",
+                    &dest,
+                    "--metadata-file",
+                    meta.to_str().unwrap(),
+                    "--iidfile",
+                    iid.to_str().unwrap(),
+                    // A warning too: this cache is not there.
+                    "--cache-from",
+                    "type=local,src=/nonexistent-engine-cache",
+                ])
+                .arg(ctx.path()),
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.is_empty(), "--progress {progress}: stdout: {stdout}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if progress == "plain" || progress == "json" {
+            assert!(stderr.contains("run-stdout"), "{progress}: {stderr}");
+        }
+    }
+    // A failing step: its output and the error on stderr only.
+    let failing = dir_with(&[("Dockerfile", "FROM busybox\nRUN echo boom; exit 3\n")]);
+    let out = engine()
+        .args(["build", "--progress", "plain", "--cache-dir"])
+        .arg(cache.path())
+        .args(["--build-context", &base])
+        .arg(failing.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("boom"));
 }

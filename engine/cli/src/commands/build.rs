@@ -352,8 +352,16 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
             "send at most one output to `-`; give the others a file",
         ));
     }
+    if args.quiet && to_stdout > 0 {
+        return Err(Failure::hint(
+            "-q prints the image ID on standard output, where an output (`-`) would write its tar",
+            "give that output a file (dest=FILE), or drop -q",
+        ));
+    }
     let is_tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mode = match args.progress.as_str() {
+        // -q: nothing for humans but warnings and errors, as docker build -q.
+        _ if args.quiet => Some(Mode::Quiet),
         "json" => Some(Mode::Json),
         "plain" => Some(Mode::Plain),
         "auto" if !is_tty => Some(Mode::Plain),
@@ -488,7 +496,9 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                     .map_err(|e| Failure::msg(format!("pushing: {e}")))?;
                     for name in &eopts.names {
                         crate::push::push(&registry, &state.blobs, &plan, name)?;
-                        eprintln!("pushed {name}@{}", plan.root.1);
+                        if !args.quiet {
+                            eprintln!("pushed {name}@{}", plan.root.1);
+                        }
                     }
                     digest_lines.push((name.clone(), digest_line(&plan.result)));
                     reports.exported(name, &plan.result, &eopts.names);
@@ -605,13 +615,15 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
     } else {
         solved.cached as f64 * 100.0 / steps as f64
     };
-    eprintln!(
-        "built {} target(s): {steps} steps, {} cached, {} executed, {:.1}s, cache hit ratio {ratio:.0}%",
-        solved.targets.len(),
-        solved.cached,
-        solved.executed,
-        solved.elapsed.as_secs_f64()
-    );
+    if !args.quiet {
+        eprintln!(
+            "built {} target(s): {steps} steps, {} cached, {} executed, {:.1}s, cache hit ratio {ratio:.0}%",
+            solved.targets.len(),
+            solved.cached,
+            solved.executed,
+            solved.elapsed.as_secs_f64()
+        );
+    }
     if solved.executed > 0 && mode != Some(Mode::Quiet) {
         if let Some(summary) = trace.summary(&planned.graph) {
             for line in summary.lines() {
@@ -638,6 +650,10 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
     }
     // One line per target; the target is named when there are several.
     let several = solved.targets.len() > 1;
+    if args.quiet {
+        // The image ID alone on standard output, as docker build -q.
+        return crate::metadata::print_quiet(&reports, several);
+    }
     let mut seen = std::collections::BTreeSet::new();
     for (name, d) in digest_lines {
         if !seen.insert(name.clone()) {

@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 mod caps;
 mod cgroup;
+pub mod emulation;
 mod files;
 mod helper;
 mod host;

@@ -705,6 +705,9 @@ impl Runner<'_> {
         cancel: &CancelToken,
     ) -> Result<(), StepError> {
         use engine_sandbox::{Mount as SMount, MountKind as SKind, Network, Rootfs, RunSpec};
+        // A step for a platform this host cannot execute (no QEMU handler):
+        // say what to install, before mounting anything.
+        engine_sandbox::emulation::check_can_execute(&e.platform.architecture).map_err(msg)?;
         let tmp = self.state.tmp().to_path_buf();
         let mut guards = Vec::new();
         let mut scratch = Vec::new();

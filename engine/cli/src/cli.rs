@@ -74,10 +74,20 @@ pub struct BuildArgs {
     pub tags: Vec<String>,
     /// Output: type=docker,dest=FILE[,name=REF] | type=oci,dest=FILE|DIR[,tar=false] |
     /// type=local,dest=DIR | type=tar,dest=FILE | type=registry,name=REF
-    /// (= type=image,push=true); compression=gzip|zstd|uncompressed;
+    /// (= type=image,push=true) | type=docker without dest (loaded into the
+    /// Docker daemon, = --load); compression=gzip|zstd|uncompressed;
     /// dest=- (or -o -) writes a tar to standard output
     #[arg(short = 'o', long = "output")]
     pub outputs: Vec<String>,
+    /// Push the image to a registry under its -t names (or a TOML target's
+    /// tags): shorthand for -o type=registry
+    #[arg(long)]
+    pub push: bool,
+    /// Load the image into the local Docker daemon (its API socket,
+    /// /var/run/docker.sock or DOCKER_HOST=unix://PATH), tagged with the -t
+    /// names: shorthand for -o type=docker
+    #[arg(long)]
+    pub load: bool,
     /// Import build cache: type=local,src=DIR | type=registry,ref=REF
     #[arg(long = "cache-from")]
     pub cache_from: Vec<String>,

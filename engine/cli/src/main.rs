@@ -2,9 +2,11 @@
 //! cache and exporters together, and renders errors. The only crate that
 //! renders errors for humans.
 
+mod buildx;
 mod cli;
 mod commands;
 mod diagnostic;
+mod docker;
 mod metadata;
 mod outputs;
 mod plan;

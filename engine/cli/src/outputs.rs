@@ -1,7 +1,8 @@
 //! `-o/--output` in buildx's syntax: `type=docker,dest=FILE[,name=REF]`,
 //! `type=oci,dest=FILE` or `type=oci,dest=DIR,tar=false`, `type=local,dest=DIR`,
 //! `type=tar,dest=FILE`, `type=registry,name=REF` (= `type=image,name=REF,push=true`),
-//! with `compression=gzip|zstd|uncompressed`. A bare path means
+//! `type=docker` without a dest (loaded into the local Docker daemon, as
+//! buildx does; `--load`), with `compression=gzip|zstd|uncompressed`. A bare path means
 //! `type=local,dest=PATH`, and `-` means `type=tar,dest=-`, as in buildx;
 //! `dest=-` writes a tar form (docker, oci, tar) to standard output.
 
@@ -20,6 +21,8 @@ pub enum Kind {
     Tar,
     /// Pushed to the registry of each name.
     Registry,
+    /// A docker archive loaded into the local Docker daemon.
+    Load,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,7 +142,11 @@ pub fn parse(spec: &str) -> Result<Output, Failure> {
         }
         None => return Err(Failure::msg(format!("output `{spec}` has no type"))),
     };
-    if kind == Kind::Registry {
+    let kind = match (kind, &dest) {
+        (Kind::Docker, None) => Kind::Load,
+        (k, _) => k,
+    };
+    if kind == Kind::Registry || kind == Kind::Load {
         // The names may come from -t: checked when pushing.
         return Ok(Output {
             kind,
@@ -186,6 +193,8 @@ mod tests {
         );
         assert!(parse("type=image,name=x").is_err());
         assert!(parse("type=oci").is_err());
+        assert_eq!(parse("type=docker").unwrap().kind, Kind::Load);
+        assert_eq!(parse("type=docker,name=a:1").unwrap().names, ["a:1"]);
         assert!(parse("type=oci,dest=x,compression=lz4").is_err());
         let dash = parse("-").unwrap();
         assert_eq!(dash.kind, Kind::Tar);

@@ -242,6 +242,9 @@ fn help_lists_the_buildx_flags() {
         "--metadata-file <FILE>",
         "containerimage.digest",
         "-q, --quiet",
+        "--push",
+        "--load",
+        "DOCKER_HOST",
     ] {
         assert!(help.contains(flag), "`{flag}` missing from --help:\n{help}");
     }
@@ -389,4 +392,262 @@ fn nothing_else_ever_goes_to_standard_output() {
         String::from_utf8_lossy(&out.stdout)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("boom"));
+}
+
+const REGISTRY: &str = "127.0.0.1:5000";
+
+fn require_registry() {
+    let up = std::net::TcpStream::connect_timeout(
+        &REGISTRY.parse().unwrap(),
+        std::time::Duration::from_secs(2),
+    )
+    .is_ok();
+    assert!(
+        up,
+        "no registry on {REGISTRY}: run scripts/setup-host (CI's .ci/run does) to start Debian's docker-registry"
+    );
+}
+
+/// A name no other test run uses.
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{name}-{}-{nanos}", std::process::id())
+}
+
+fn skopeo_inspect(reference: &str, raw: bool) -> Value {
+    require_tool("/usr/bin/skopeo");
+    let mut c = Command::new("/usr/bin/skopeo");
+    c.args(["inspect", "--tls-verify=false"]);
+    if raw {
+        c.arg("--raw");
+    }
+    let out = run_ok(c.arg(format!("docker://{reference}")));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn docker(args: &[&str]) -> Output {
+    require_tool("/usr/bin/docker");
+    run_ok(Command::new("/usr/bin/docker").args(args))
+}
+
+/// Removes a tag from the daemon when the test ends, however it ends.
+struct DockerTag(String);
+
+impl Drop for DockerTag {
+    fn drop(&mut self) {
+        let _ = Command::new("/usr/bin/docker")
+            .args(["rmi", "-f", &self.0])
+            .output();
+    }
+}
+
+#[test]
+fn push_sends_every_tag_to_the_registry() {
+    require_registry();
+    let repo = format!("{REGISTRY}/engine-test/{}", unique("push"));
+    let (one, two) = (format!("{repo}:1"), format!("{repo}:latest"));
+    let ctx = dir_with(&[
+        ("Dockerfile", "FROM scratch\nCOPY hello /hello\n"),
+        ("hello", "pushed\n"),
+    ]);
+    let cache = tempfile::tempdir().unwrap();
+    let meta = ctx.path().join("meta.json");
+    let out = build(
+        ctx.path(),
+        cache.path(),
+        &[
+            "--push",
+            "-t",
+            &one,
+            "-t",
+            &two,
+            "--metadata-file",
+            meta.to_str().unwrap(),
+        ],
+    );
+    let m = read_json(&meta);
+    for tag in [&one, &two] {
+        let seen = skopeo_inspect(tag, false);
+        assert_eq!(seen["Digest"], m["containerimage.digest"], "{tag}: {m}");
+    }
+    let manifest = skopeo_inspect(&one, true);
+    assert_eq!(
+        manifest["config"]["digest"],
+        m["containerimage.config.digest"]
+    );
+    assert_eq!(m["image.name"], format!("{one},{two}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("pushed {one}@")), "{stderr}");
+
+    // Without a name, nothing is built: the check comes first.
+    let failing = dir_with(&[("Dockerfile", "FROM busybox\nRUN echo must-not-run\n")]);
+    let err = build_fails(
+        failing.path(),
+        cache.path(),
+        &["--build-context", &busybox_context_flag(), "--push"],
+    );
+    assert!(
+        err.contains("no name to push to") && err.contains("-t"),
+        "{err}"
+    );
+    assert!(!err.contains("must-not-run"), "built before failing: {err}");
+}
+
+#[test]
+fn push_and_metadata_apply_to_each_toml_target() {
+    require_registry();
+    let repo = format!("{REGISTRY}/engine-test/{}", unique("bake"));
+    let spec = format!(
+        r#"
+[image.one]
+from = "scratch"
+context = "one"
+tags = ["{repo}-one:1"]
+
+[[image.one.steps]]
+copy = "f"
+to = "/f"
+
+[image.two]
+from = "scratch"
+context = "two"
+tags = ["{repo}-two:1"]
+
+[[image.two.steps]]
+copy = "f"
+to = "/f"
+"#
+    );
+    let ctx = dir_with(&[("engine.toml", &spec), ("one/f", "1\n"), ("two/f", "2\n")]);
+    let cache = tempfile::tempdir().unwrap();
+    let meta = ctx.path().join("meta.json");
+    build(
+        ctx.path(),
+        cache.path(),
+        &[
+            "--frontend",
+            "toml",
+            "--push",
+            "--metadata-file",
+            meta.to_str().unwrap(),
+        ],
+    );
+    let m = read_json(&meta);
+    for t in ["one", "two"] {
+        let tag = format!("{repo}-{t}:1");
+        assert_eq!(m[t]["image.name"], tag.as_str(), "{m}");
+        assert_eq!(
+            skopeo_inspect(&tag, false)["Digest"],
+            m[t]["containerimage.digest"]
+        );
+    }
+
+    // A target without tags has nothing to push to: named, before building.
+    let untagged = spec.replace(&format!("tags = [\"{repo}-two:1\"]"), "");
+    std::fs::write(ctx.path().join("engine.toml"), untagged).unwrap();
+    let err = build_fails(ctx.path(), cache.path(), &["--frontend", "toml", "--push"]);
+    assert!(
+        err.contains("target `two`") && err.contains("no name to push to"),
+        "{err}"
+    );
+}
+
+#[test]
+fn load_puts_the_image_into_the_docker_daemon() {
+    let tag = format!("engine-test/{}:1", unique("load"));
+    let _cleanup = DockerTag(tag.clone());
+    let ctx = dir_with(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN echo loaded > /msg\nCMD [\"cat\", \"/msg\"]\n",
+    )]);
+    let cache = tempfile::tempdir().unwrap();
+    let meta = ctx.path().join("meta.json");
+    let out = build(
+        ctx.path(),
+        cache.path(),
+        &[
+            "--build-context",
+            &busybox_context_flag(),
+            "--load",
+            "-t",
+            &tag,
+            "--metadata-file",
+            meta.to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("loaded {tag} into the docker daemon")),
+        "{stderr}"
+    );
+    let listed = docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(
+        String::from_utf8_lossy(&listed.stdout)
+            .lines()
+            .any(|l| l == tag),
+        "docker images does not list {tag}:\n{}",
+        String::from_utf8_lossy(&listed.stdout)
+    );
+    let id = docker(&["image", "inspect", "--format", "{{.Id}}", &tag]);
+    let m = read_json(&meta);
+    assert_eq!(
+        String::from_utf8_lossy(&id.stdout).trim(),
+        m["containerimage.config.digest"].as_str().unwrap()
+    );
+    let run = docker(&["run", "--rm", &tag]);
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "loaded\n");
+
+    // -q --load: what is printed is what docker run takes.
+    let again = build(
+        ctx.path(),
+        cache.path(),
+        &[
+            "--build-context",
+            &busybox_context_flag(),
+            "--load",
+            "-t",
+            &tag,
+            "-q",
+        ],
+    );
+    let printed = String::from_utf8(again.stdout).unwrap();
+    let run = docker(&["run", "--rm", printed.trim()]);
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "loaded\n");
+}
+
+#[test]
+fn load_without_a_daemon_fails_before_building() {
+    let ctx = dir_with(&[("Dockerfile", "FROM busybox\nRUN echo must-not-run\n")]);
+    let cache = tempfile::tempdir().unwrap();
+    let base = busybox_context_flag();
+    for (host, expect) in [
+        (
+            "unix:///nonexistent/docker.sock",
+            "cannot connect to the docker daemon at unix:///nonexistent/docker.sock",
+        ),
+        (
+            "tcp://127.0.0.1:2375",
+            "DOCKER_HOST=tcp://127.0.0.1:2375 is not supported",
+        ),
+    ] {
+        let out = build_cmd(
+            ctx.path(),
+            cache.path(),
+            &["--build-context", &base, "--load"],
+        )
+        .env("DOCKER_HOST", host)
+        .output()
+        .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(expect), "{err}");
+        assert!(
+            err.contains("help:") && err.contains("type=docker,dest="),
+            "{err}"
+        );
+        assert!(!err.contains("must-not-run"), "built before failing: {err}");
+    }
 }

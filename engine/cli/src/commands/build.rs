@@ -328,7 +328,10 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
         .iter()
         .map(|o| outputs::parse(o))
         .collect::<Result<_, _>>()?;
-    let exports = exports_per_target(&planned, &cli_outputs, &args.tags)?;
+    let mut exports = exports_per_target(&planned, &cli_outputs, &args.tags)?;
+    // --push and --load, per target; a daemon to load into answers first.
+    let daemon =
+        crate::buildx::add_flag_outputs(&args, &mut exports, planned.toml_targets.is_some())?;
     let to_stdout = exports
         .values()
         .flat_map(|(outs, _)| outs.iter())
@@ -502,6 +505,19 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                     }
                     digest_lines.push((name.clone(), digest_line(&plan.result)));
                     reports.exported(name, &plan.result, &eopts.names);
+                }
+                Kind::Load => {
+                    let image = engine_solver::image::assemble(&state, value, &platform, settings)
+                        .map_err(|e| Failure::msg(format!("--load: {e}")))?;
+                    let result = crate::buildx::load(
+                        daemon.as_ref(),
+                        &image,
+                        &state.blobs,
+                        &eopts,
+                        args.quiet,
+                    )?;
+                    digest_lines.push((name.clone(), digest_line(&result)));
+                    reports.exported(name, &result, &eopts.names);
                 }
                 Kind::Docker | Kind::OciTar | Kind::OciDir => {
                     let image = engine_solver::image::assemble(&state, value, &platform, settings)

@@ -991,7 +991,7 @@ impl Runner<'_> {
                     path, mode, owner, ..
                 } => {
                     let (uid, gid) = match owner {
-                        Some(o) => resolve_owner(&root, o)?,
+                        Some(o) => resolve_workdir_owner(&root, o)?,
                         None => (0, 0),
                     };
                     mkdir_p(&root, path, *mode, uid, gid)?;
@@ -1090,6 +1090,44 @@ fn resolve_owner(root: &Path, owner: &engine_ir::Chown) -> Result<(u32, u32), St
     };
     let u = engine_sandbox::resolve_user(root, &spec).map_err(|e| msg(e.to_string()))?;
     Ok((u.uid, u.gid))
+}
+
+/// The owner of the directories WORKDIR creates under `USER`, as BuildKit's
+/// file ops read it (`readUser`): `root` or a number is an id (a user id
+/// alone is also the group id); a user name takes uid and primary gid from
+/// the image's /etc/passwd and, when it is not there (or there is no
+/// passwd), is root: 0:0, not an error; a group name not in /etc/group
+/// leaves the gid as the user part gave it. So `USER ghost` then `WORKDIR
+/// /w` makes a root-owned /w, as in BuildKit (issue 10); the RUN steps
+/// that follow fail on the unknown user, there as here.
+fn resolve_workdir_owner(root: &Path, owner: &engine_ir::Chown) -> Result<(u32, u32), StepError> {
+    let id = |s: &str| {
+        if s == "root" {
+            Some(0)
+        } else {
+            s.parse::<u32>().ok()
+        }
+    };
+    let (uid, mut gid) = match id(&owner.user) {
+        Some(uid) => (uid, uid),
+        None => match engine_sandbox::resolve_user(root, &owner.user) {
+            Ok(u) => (u.uid, u.gid),
+            Err(engine_sandbox::Error::UserNotFound(_)) => (0, 0),
+            Err(e) => return Err(msg(e.to_string())),
+        },
+    };
+    if let Some(g) = &owner.group {
+        match id(g) {
+            Some(n) => gid = n,
+            // uid 0 needs no passwd entry: only the group is looked up
+            None => match engine_sandbox::resolve_user(root, &format!("0:{g}")) {
+                Ok(u) => gid = u.gid,
+                Err(engine_sandbox::Error::GroupNotFound(_)) => {}
+                Err(e) => return Err(msg(e.to_string())),
+            },
+        }
+    }
+    Ok((uid, gid))
 }
 
 fn mkdir_p(root: &Path, path: &str, mode: u32, uid: u32, gid: u32) -> Result<(), StepError> {

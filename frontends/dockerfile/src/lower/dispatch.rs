@@ -623,6 +623,26 @@ impl Lowering<'_, '_> {
                     .clone()
                     .filter(|u| !u.is_empty())
                     .map(parse_chown);
+                if let Some(o) = &owner {
+                    // BuildKit looks a user or group name up in the files of
+                    // the stage, and a stage with none yet (FROM scratch,
+                    // nothing done) has nothing to look in: "invalid user
+                    // index: -1". With files but no /etc/passwd, or a name
+                    // not in it, the directory is root's (issue 10).
+                    let named = |s: &str| s != "root" && s.parse::<u32>().is_err();
+                    if (named(&o.user) || o.group.as_deref().is_some_and(named))
+                        && matches!(self.b.node(st.fs).op, Op::Source(Source::Scratch))
+                    {
+                        let user = st.config.user.clone().unwrap_or_default();
+                        return Err(Error::at(
+                            format!(
+                                "WORKDIR {path}: USER {user} is a name, and a stage FROM scratch with no files yet has no /etc/passwd or /etc/group to look it up in"
+                            ),
+                            ins.location(),
+                        )
+                        .with_hint("use numeric ids (USER 1000:1000), or put the WORKDIR before the USER"));
+                    }
+                }
                 let op = Op::File(FileOp {
                     actions: vec![FileAction::Mkdir {
                         path: path.clone(),

@@ -6,8 +6,8 @@ use std::io::{self, BufReader, Read};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use crate::copy::Ownership;
 use crate::fsutil::resolve_in_root;
+use crate::ownership::Ownership;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Codec {

@@ -70,7 +70,7 @@ fn whiteout(p: &Path) -> io::Result<()> {
 /// Give the directory `to` the metadata of the directory `from`.
 fn like(from: &Path, to: &Path) -> io::Result<()> {
     let m = fs::symlink_metadata(from)?;
-    crate::copy::copy_xattrs(from, to);
+    crate::fsutil::copy_xattrs(from, to);
     std::os::unix::fs::lchown(to, Some(m.uid()), Some(m.gid()))?;
     fs::set_permissions(to, fs::Permissions::from_mode(m.mode() & 0o7777))?;
     let a = filetime::FileTime::from_last_access_time(&m);

@@ -208,6 +208,20 @@ pub fn has_wildcard(p: &str) -> bool {
     p.contains(['*', '?', '['])
 }
 
+/// Keep user-visible and capability xattrs; overlay-private ones never travel.
+pub(crate) fn copy_xattrs(from: &Path, to: &Path) {
+    let Ok(names) = xattr::list(from) else { return };
+    for name in names {
+        let n = name.to_string_lossy();
+        if n.starts_with("trusted.overlay.") || n.starts_with("user.overlay.") {
+            continue;
+        }
+        if let Ok(Some(v)) = xattr::get(from, &name) {
+            let _ = xattr::set(to, &name, &v);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

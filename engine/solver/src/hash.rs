@@ -21,7 +21,7 @@ use engine_cache::{FileHashMemo, FileStamp};
 use engine_ir::ignore::IgnorePatterns;
 use rayon::prelude::*;
 
-use crate::copy::{self, CopyError};
+use crate::source::{self, CopyError};
 
 enum Item {
     File(String, fs::Metadata, PathBuf),
@@ -82,11 +82,11 @@ pub fn select(
     sources: &[String],
     memo: Option<&FileHashMemo>,
 ) -> Result<Selection, CopyError> {
-    let src = copy::Source {
+    let src = source::Source {
         src_root: root,
         ignore,
     };
-    let selected = copy::selected(src, sources)?;
+    let selected = source::selected(src, sources)?;
     let mut walk = Walk::default();
     for (rel, path) in selected {
         collect(root, ignore, &rel, &path, &mut walk).map_err(|e| CopyError::Io {

@@ -1,7 +1,8 @@
 //! buildx's shorthands and image decorations, for every target of a build
 //! (a Dockerfile's one, or each TOML target): `--push` (an output
 //! `type=registry` under the target's tags), `--load` (an output
-//! `type=docker` loaded into the local Docker daemon).
+//! `type=docker` loaded into the local Docker daemon), `--label` (image
+//! config labels) and `--annotation` (manifest and index annotations).
 
 use std::collections::BTreeMap;
 
@@ -101,4 +102,174 @@ pub fn load(
         eprintln!("loaded {what} into the docker daemon");
     }
     Ok(result)
+}
+
+/// `--label` and `--annotation`, applied to every image a build exports.
+/// Both are written through canonical JSON and sorted maps, so they enter
+/// the digests deterministically.
+#[derive(Debug, Default, Clone)]
+pub struct Decorations {
+    /// Config labels; they win over a Dockerfile's `LABEL` of the same key,
+    /// as `docker build --label` does.
+    labels: BTreeMap<String, String>,
+    /// Manifest annotations; one with a platform applies to that
+    /// platform's image only.
+    manifest: Vec<(Option<engine_ir::Platform>, String, String)>,
+    /// Image index annotations (see `ExportOptions::index_annotations`).
+    pub index: BTreeMap<String, String>,
+}
+
+const ANNOTATION_FORMS: &str = "write --annotation KEY=VALUE (the manifest), \
+     manifest:KEY=VALUE, manifest[os/arch]:KEY=VALUE or index:KEY=VALUE";
+
+/// `TYPE[PLATFORM]:` before a key, as buildx parses it
+/// (`^(?:([a-z-]+)(?:\[([A-Za-z0-9_/-]+)\])?:)?(\S+)$`): the type, its
+/// platform and the key. Without such a prefix the whole is the key.
+fn split_annotation_key(k: &str) -> (&str, Option<&str>, &str) {
+    let Some((prefix, key)) = k.split_once(':') else {
+        return ("", None, k);
+    };
+    let (typ, platform) = match prefix.strip_suffix(']').and_then(|p| p.split_once('[')) {
+        Some((t, p)) => (t, Some(p)),
+        None => (prefix, None),
+    };
+    let typ_ok = !typ.is_empty() && typ.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+    let platform_ok = platform.is_none_or(|p| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_/-".contains(&b))
+    });
+    if typ_ok && platform_ok {
+        (typ, platform, key)
+    } else {
+        ("", None, k)
+    }
+}
+
+pub fn decorations(args: &BuildArgs) -> Result<Decorations, Failure> {
+    let mut d = Decorations::default();
+    for raw in &args.labels {
+        // docker build: KEY alone is a label with an empty value.
+        let (k, v) = raw.split_once('=').unwrap_or((raw.as_str(), ""));
+        if k.trim().is_empty() {
+            return Err(Failure::hint(
+                format!("invalid --label `{raw}`: empty key"),
+                "write --label KEY=VALUE",
+            ));
+        }
+        d.labels.insert(k.to_string(), v.to_string());
+    }
+    for raw in &args.annotations {
+        let Some((k, v)) = raw.split_once('=') else {
+            return Err(Failure::hint(
+                format!("invalid --annotation `{raw}`: no `=`"),
+                ANNOTATION_FORMS,
+            ));
+        };
+        let (typ, platform, key) = split_annotation_key(k);
+        if key.is_empty() || key.chars().any(char::is_whitespace) {
+            return Err(Failure::hint(
+                format!("invalid --annotation `{raw}`: the key is empty or has whitespace"),
+                ANNOTATION_FORMS,
+            ));
+        }
+        match typ {
+            "" | "manifest" => {
+                let platform = platform
+                    .map(|p| {
+                        engine_ir::Platform::parse(p)
+                            .map_err(|e| Failure::msg(format!("invalid --annotation `{raw}`: {e}")))
+                    })
+                    .transpose()?;
+                d.manifest.push((platform, key.to_string(), v.to_string()));
+            }
+            "index" if platform.is_none() => {
+                d.index.insert(key.to_string(), v.to_string());
+            }
+            "index" => {
+                return Err(Failure::hint(
+                    format!("invalid --annotation `{raw}`: an index is not for one platform"),
+                    "write index:KEY=VALUE",
+                ))
+            }
+            "manifest-descriptor" | "index-descriptor" => {
+                return Err(Failure::hint(
+                    format!("--annotation `{raw}`: {typ} annotations are not supported"),
+                    "annotate the document itself: manifest:KEY=VALUE or index:KEY=VALUE",
+                ))
+            }
+            other => {
+                return Err(Failure::hint(
+                    format!("invalid --annotation `{raw}`: unknown annotation type `{other}`"),
+                    ANNOTATION_FORMS,
+                ))
+            }
+        }
+    }
+    Ok(d)
+}
+
+/// `engine_solver::image::assemble`, then `--label` and `--annotation`.
+pub fn assemble(
+    d: &Decorations,
+    state: &engine_solver::state::StateDir,
+    value: &engine_solver::run::Value,
+    platform: &engine_ir::Platform,
+    settings: engine_solver::image::LayerSettings,
+) -> Result<engine_export::ImageToExport, String> {
+    let mut image = engine_solver::image::assemble(state, value, platform, settings)
+        .map_err(|e| e.to_string())?;
+    if !d.labels.is_empty() {
+        let bytes = image.config_bytes().map_err(|e| e.to_string())?;
+        let mut config: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| format!("image config: {e}"))?;
+        let obj = config
+            .as_object_mut()
+            .ok_or("image config is not a json object")?;
+        let runtime = obj
+            .entry("config")
+            .or_insert_with(|| serde_json::json!({}))
+            .as_object_mut()
+            .ok_or("image config `config` is not a json object")?;
+        let labels = runtime
+            .entry("Labels")
+            .or_insert_with(|| serde_json::json!({}));
+        if !labels.is_object() {
+            *labels = serde_json::json!({});
+        }
+        if let Some(labels) = labels.as_object_mut() {
+            for (k, v) in &d.labels {
+                labels.insert(k.clone(), v.clone().into());
+            }
+        }
+        image.config = engine_export::ConfigSource::Json(config);
+    }
+    let own = platform.to_string();
+    for (p, k, v) in &d.manifest {
+        if p.as_ref().is_none_or(|p| p.to_string() == own) {
+            image.annotations.insert(k.clone(), v.clone());
+        }
+    }
+    Ok(image)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn annotation_prefixes_as_buildx_reads_them() {
+        assert_eq!(split_annotation_key("a.b"), ("", None, "a.b"));
+        assert_eq!(split_annotation_key("index:a.b"), ("index", None, "a.b"));
+        assert_eq!(
+            split_annotation_key("manifest[linux/arm64]:a"),
+            ("manifest", Some("linux/arm64"), "a")
+        );
+        // Not a type: a key with a colon.
+        assert_eq!(
+            split_annotation_key("org.example:a"),
+            ("", None, "org.example:a")
+        );
+        assert_eq!(split_annotation_key("Foo:a"), ("", None, "Foo:a"));
+    }
 }

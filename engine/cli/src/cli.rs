@@ -88,6 +88,15 @@ pub struct BuildArgs {
     /// names: shorthand for -o type=docker
     #[arg(long)]
     pub load: bool,
+    /// Set an image config label (KEY=VALUE), as docker build --label; it wins
+    /// over a LABEL of the same key
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Add an annotation (KEY=VALUE) to the image manifest; manifest:KEY=VALUE
+    /// and manifest[os/arch]:KEY=VALUE too, index:KEY=VALUE to an image index
+    /// (which a single-platform image then gets, as buildx's are)
+    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
     /// Import build cache: type=local,src=DIR | type=registry,ref=REF
     #[arg(long = "cache-from")]
     pub cache_from: Vec<String>,
@@ -98,6 +107,11 @@ pub struct BuildArgs {
     /// Do not use cache when building
     #[arg(long = "no-cache")]
     pub no_cache: bool,
+    /// Always resolve base images from their registry: never fall back to
+    /// the image a tag last resolved to when the registry cannot be reached
+    /// (tags are resolved from the registry at every build either way)
+    #[arg(long)]
+    pub pull: bool,
     /// Do not use cache for the named stages (and what is built on them)
     #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
     pub no_cache_filter: Vec<String>,

@@ -11,6 +11,7 @@ mod metadata;
 mod outputs;
 mod plan;
 mod push;
+mod resolutions;
 mod resolver;
 
 use std::process::ExitCode;

@@ -1,15 +1,79 @@
 //! Base-image configs for planning: read from OCI layouts given as build
 //! contexts, and from registries when a client is given (`build`; `graph`
 //! plans offline, without configs of registry images).
+//!
+//! A registry reference is resolved from the registry at every build (as
+//! BuildKit does), once per build: two stages `FROM` the same tag get the
+//! same image. When the registry cannot be reached, the last resolution
+//! kept in the cache is used, with a warning, unless `--pull` asks for the
+//! registry's answer (see `resolutions.rs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 
 use engine_ir::{ImageResolver, Platform, ResolvedImage};
 use engine_solver::run::ContextSource;
 
+use crate::resolutions::{unreachable, Resolutions};
+
 pub struct LayoutResolver<'a> {
     pub contexts: &'a BTreeMap<String, ContextSource>,
     pub registry: Option<&'a engine_registry::Client>,
+    /// Where resolutions are kept (a build's cache dir); `None`: nowhere.
+    pub resolutions: Option<Resolutions>,
+    /// `--pull`: the registry's answer or an error, never a kept resolution.
+    pub pull: bool,
+    /// This build's resolutions, by reference and platform.
+    pub memo: Mutex<HashMap<(String, String), ResolvedImage>>,
+}
+
+impl LayoutResolver<'_> {
+    /// The config and manifest digest of `reference`: from the registry,
+    /// or, when it cannot be reached and `--pull` was not given, from the
+    /// last resolution kept.
+    fn registry_config(
+        &self,
+        client: &engine_registry::Client,
+        reference: &str,
+        platform: &Platform,
+    ) -> Result<(Vec<u8>, engine_cache::Digest), String> {
+        let r = engine_registry::Reference::parse(reference).map_err(|e| e.to_string())?;
+        let e = match engine_registry::pull::resolve_config(client, &r, platform) {
+            Ok((config, digest)) => {
+                if let Some(k) = &self.resolutions {
+                    k.save(reference, platform, &digest, &config);
+                }
+                return Ok((config, digest));
+            }
+            Err(e) => e,
+        };
+        if !unreachable(&e) {
+            return Err(e.to_string());
+        }
+        let kept = self
+            .resolutions
+            .as_ref()
+            .and_then(|k| k.load(reference, platform));
+        match kept {
+            Some(_) if self.pull => Err(format!(
+                "{e} (--pull: not using the image it last resolved to)"
+            )),
+            Some(k) => {
+                let age = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+                    .saturating_sub(k.resolved);
+                eprintln!(
+                    "warning: cannot reach the registry of `{reference}` ({e}); using the image \
+                     it last resolved to, {} ({} ago); --pull refuses to build without the registry",
+                    k.digest,
+                    crate::resolutions::span(age),
+                );
+                Ok((k.config, k.digest))
+            }
+            None => Err(e.to_string()),
+        }
+    }
 }
 
 impl ImageResolver for LayoutResolver<'_> {
@@ -21,14 +85,25 @@ impl ImageResolver for LayoutResolver<'_> {
         let Some(client) = self.registry else {
             return Ok(None);
         };
-        let r = engine_registry::Reference::parse(reference).map_err(|e| e.to_string())?;
-        let (config, digest) = engine_registry::pull::resolve_config(client, &r, platform)
-            .map_err(|e| e.to_string())?;
-        let config = engine_solver::image_config::from_json(&config)?;
-        Ok(Some(ResolvedImage {
+        let key = (reference.to_string(), platform.to_string());
+        if let Some(hit) = self
+            .memo
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(Some(hit.clone()));
+        }
+        let (config, digest) = self.registry_config(client, reference, platform)?;
+        let resolved = ResolvedImage {
             digest: Some(digest.to_string()),
-            config,
-        }))
+            config: engine_solver::image_config::from_json(&config)?,
+        };
+        self.memo
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, resolved.clone());
+        Ok(Some(resolved))
     }
 
     fn resolve_layout(

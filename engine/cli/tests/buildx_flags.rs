@@ -245,6 +245,10 @@ fn help_lists_the_buildx_flags() {
         "--push",
         "--load",
         "DOCKER_HOST",
+        "--label <KEY=VALUE>",
+        "--annotation <KEY=VALUE>",
+        "index:KEY=VALUE",
+        "--pull",
     ] {
         assert!(help.contains(flag), "`{flag}` missing from --help:\n{help}");
     }
@@ -650,4 +654,339 @@ fn load_without_a_daemon_fails_before_building() {
         );
         assert!(!err.contains("must-not-run"), "built before failing: {err}");
     }
+}
+
+/// The config's labels of a layout's one image.
+fn layout_labels(layout: &Path) -> Value {
+    let (_, manifest) = layout_root(layout);
+    let config: Value = serde_json::from_slice(&layout_blob(
+        layout,
+        manifest["config"]["digest"].as_str().unwrap(),
+    ))
+    .unwrap();
+    config["config"]["Labels"].clone()
+}
+
+#[test]
+fn labels_are_set_as_docker_build_sets_them() {
+    let ctx = dir_with(&[
+        (
+            "Dockerfile",
+            "FROM scratch\nLABEL a=from-dockerfile keep=1\nCOPY f /f\n",
+        ),
+        ("f", "x\n"),
+    ]);
+    let cache = tempfile::tempdir().unwrap();
+    let layout = |n: &str| ctx.path().join(n);
+    let oci = |n: &str| format!("type=oci,dest={},tar=false", layout(n).display());
+    let flags = ["--label", "a=cli", "--label", "b=2", "--label", "empty"];
+    let out = build(
+        ctx.path(),
+        cache.path(),
+        &[&flags[..], &["-o", &oci("one")]].concat(),
+    );
+    let labels = layout_labels(&layout("one"));
+    assert_eq!(
+        labels,
+        serde_json::json!({"a": "cli", "b": "2", "empty": "", "keep": "1"})
+    );
+    // Deterministic: the same labels in another order, another cache, the
+    // same image; no labels, another image.
+    let other = tempfile::tempdir().unwrap();
+    let again = build(
+        ctx.path(),
+        other.path(),
+        &[
+            "--label",
+            "empty",
+            "--label",
+            "b=2",
+            "--label",
+            "a=cli",
+            "-o",
+            &oci("two"),
+        ],
+    );
+    assert_eq!(image_digest(&again.stderr), image_digest(&out.stderr));
+    let plain = build(ctx.path(), cache.path(), &["-o", &oci("three")]);
+    assert_ne!(image_digest(&plain.stderr), image_digest(&out.stderr));
+
+    // BuildKit gives the image the same labels.
+    require_tool("/usr/bin/docker");
+    let tag = format!("engine-test/{}:1", unique("labels"));
+    let _cleanup = DockerTag(tag.clone());
+    let mut reference = Command::new("/usr/bin/docker");
+    reference
+        .env("DOCKER_BUILDKIT", "1")
+        .args(["build", "-q", "-t", &tag])
+        .args(flags)
+        .arg(ctx.path());
+    run_ok(&mut reference);
+    let inspected = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Labels}}",
+        &tag,
+    ]);
+    let theirs: Value = serde_json::from_slice(&inspected.stdout).unwrap();
+    assert_eq!(labels, theirs);
+
+    let err = build_fails(ctx.path(), cache.path(), &["--label", "=x"]);
+    assert!(err.contains("invalid --label"), "{err}");
+}
+
+#[test]
+fn annotations_go_on_the_manifest_and_the_index() {
+    let ctx = dir_with(&[("Dockerfile", "FROM scratch\nCOPY f /f\n"), ("f", "x\n")]);
+    let cache = tempfile::tempdir().unwrap();
+    let layout = |n: &str| ctx.path().join(n);
+    let oci = |n: &str| format!("type=oci,dest={},tar=false", layout(n).display());
+    let meta = ctx.path().join("meta.json");
+    let manifest_only = [
+        "--annotation",
+        "org.opencontainers.image.title=app",
+        "--annotation",
+        "manifest:com.example.m=1=2",
+        "--annotation",
+        "manifest[windows/amd64]:com.example.elsewhere=no",
+    ];
+    // Manifest annotations only: the root is the manifest, carrying them.
+    build(
+        ctx.path(),
+        cache.path(),
+        &[&manifest_only[..], &["-o", &oci("m")]].concat(),
+    );
+    let (root, manifest) = layout_root(&layout("m"));
+    assert_eq!(
+        root["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    assert_eq!(
+        manifest["annotations"],
+        serde_json::json!({"org.opencontainers.image.title": "app", "com.example.m": "1=2"})
+    );
+    let unannotated = build(ctx.path(), cache.path(), &["-o", &oci("plain")]);
+    let (plain_root, _) = layout_root(&layout("plain"));
+    assert_ne!(root["digest"], plain_root["digest"]);
+
+    // An index annotation: the image gets an index, which carries it.
+    let with_index = [
+        &manifest_only[..],
+        &[
+            "--annotation",
+            "index:com.example.i=2",
+            "--metadata-file",
+            meta.to_str().unwrap(),
+        ],
+    ]
+    .concat();
+    build(
+        ctx.path(),
+        cache.path(),
+        &[&with_index[..], &["-o", &oci("i")]].concat(),
+    );
+    let (root, index) = layout_root(&layout("i"));
+    assert_eq!(root["mediaType"], "application/vnd.oci.image.index.v1+json");
+    assert_eq!(
+        index["annotations"],
+        serde_json::json!({"com.example.i": "2"})
+    );
+    let inner = index["manifests"].as_array().unwrap();
+    assert_eq!(inner.len(), 1);
+    let (m_root, _) = layout_root(&layout("m"));
+    assert_eq!(
+        inner[0]["digest"], m_root["digest"],
+        "the same manifest inside"
+    );
+    let m = read_json(&meta);
+    assert_eq!(m["containerimage.digest"], root["digest"]);
+    assert_eq!(
+        m["containerimage.descriptor"]["mediaType"],
+        root["mediaType"]
+    );
+    assert_eq!(m["containerimage.descriptor"]["size"], root["size"]);
+
+    // Deterministic: flags in another order, another cache.
+    let other = tempfile::tempdir().unwrap();
+    let mut reversed: Vec<&str> = Vec::new();
+    for pair in with_index.chunks(2).rev() {
+        reversed.extend(pair);
+    }
+    build(
+        ctx.path(),
+        other.path(),
+        &[&reversed[..], &["-o", &oci("i2")]].concat(),
+    );
+    assert_eq!(layout_root(&layout("i2")).0["digest"], root["digest"]);
+    drop(unannotated);
+
+    // Pushed, the registry holds the annotated index, and skopeo reads
+    // the image through it.
+    require_registry();
+    let tag = format!("{REGISTRY}/engine-test/{}:1", unique("annotated"));
+    build(
+        ctx.path(),
+        cache.path(),
+        &[&with_index[..], &["--push", "-t", &tag]].concat(),
+    );
+    let raw = skopeo_inspect(&tag, true);
+    assert_eq!(raw["annotations"]["com.example.i"], "2", "{raw}");
+    assert_eq!(skopeo_inspect(&tag, false)["Digest"], root["digest"]);
+
+    for (bad, expect) in [
+        ("foo:bar=1", "unknown annotation type `foo`"),
+        ("novalue", "no `=`"),
+        ("index[linux/amd64]:a=1", "not for one platform"),
+        ("manifest-descriptor:a=1", "not supported"),
+    ] {
+        let err = build_fails(ctx.path(), cache.path(), &["--annotation", bad]);
+        assert!(err.contains(expect), "{bad}: {err}");
+    }
+}
+
+/// A private registry on a free port, killed when dropped: for what the
+/// shared one cannot do (go away in the middle of a test).
+struct PrivateRegistry {
+    child: std::process::Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivateRegistry {
+    fn start() -> Self {
+        require_tool("/usr/bin/docker-registry");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let r = PrivateRegistry {
+            child,
+            addr,
+            _dir: dir,
+        };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(&r.addr).is_ok() {
+                return r;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("docker-registry did not start on {}", r.addr);
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PrivateRegistry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Push `FROM scratch` + `/v` holding `content` as `tag`.
+fn push_base(tag: &str, content: &str, cache: &Path) {
+    let ctx = dir_with(&[("Dockerfile", "FROM scratch\nCOPY v /v\n"), ("v", content)]);
+    build(ctx.path(), cache, &["--push", "-t", tag]);
+}
+
+/// Build `FROM tag` + a file into a rootfs (and a layout, for the `image
+/// digest` line): what `/v` holds.
+fn build_on(tag: &str, cache: &Path, extra: &[&str]) -> (String, Output) {
+    let ctx = dir_with(&[
+        ("Dockerfile", &format!("FROM {tag}\nCOPY c /c\n")),
+        ("c", "consumer\n"),
+    ]);
+    let rootfs = ctx.path().join("rootfs");
+    let layout = ctx.path().join("layout");
+    let out = build(
+        ctx.path(),
+        cache,
+        &[
+            extra,
+            &[
+                "-o",
+                &format!("type=local,dest={}", rootfs.display()),
+                "-o",
+                &format!("type=oci,dest={},tar=false", layout.display()),
+            ],
+        ]
+        .concat(),
+    );
+    (std::fs::read_to_string(rootfs.join("v")).unwrap(), out)
+}
+
+#[test]
+fn pull_resolves_a_re_pushed_tag_again() {
+    require_registry();
+    let tag = format!("{REGISTRY}/engine-test/{}:1", unique("repushed"));
+    let pusher = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    push_base(&tag, "one\n", pusher.path());
+    assert_eq!(build_on(&tag, cache.path(), &[]).0, "one\n");
+    // The tag moves; the same cache, which has resolved it before.
+    push_base(&tag, "two\n", pusher.path());
+    assert_eq!(build_on(&tag, cache.path(), &["--pull"]).0, "two\n");
+    // Without --pull too: tags are resolved at every build, as BuildKit does.
+    push_base(&tag, "three\n", pusher.path());
+    assert_eq!(build_on(&tag, cache.path(), &[]).0, "three\n");
+}
+
+#[test]
+fn without_the_registry_the_last_resolution_serves_unless_pull() {
+    let mut registry = PrivateRegistry::start();
+    let tag = format!("{}/engine-test/offline:1", registry.addr);
+    let pusher = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    push_base(&tag, "kept\n", pusher.path());
+    let (v, first) = build_on(&tag, cache.path(), &["--pull"]);
+    assert_eq!(v, "kept\n");
+    registry.stop();
+
+    // The registry is gone: the build uses what the tag last resolved to.
+    let (v, offline) = build_on(&tag, cache.path(), &[]);
+    assert_eq!(v, "kept\n");
+    let text = String::from_utf8_lossy(&offline.stderr);
+    assert!(
+        text.contains(&format!("warning: cannot reach the registry of `{tag}`")),
+        "{text}"
+    );
+    assert!(text.contains("--pull refuses"), "{text}");
+    assert_eq!(image_digest(&offline.stderr), image_digest(&first.stderr));
+
+    // --pull asks the registry and fails, saying why.
+    let ctx = dir_with(&[("Dockerfile", &format!("FROM {tag}\nRUN true\n"))]);
+    let err = build_fails(ctx.path(), cache.path(), &["--pull"]);
+    assert!(
+        err.contains("Dockerfile:1") && err.contains("--pull"),
+        "{err}"
+    );
+    // A cache that never resolved the tag has nothing to fall back on.
+    let fresh = tempfile::tempdir().unwrap();
+    let err = build_fails(ctx.path(), fresh.path(), &[]);
+    assert!(
+        err.contains(&registry.addr) && !err.contains("--pull"),
+        "{err}"
+    );
 }

@@ -50,7 +50,15 @@ impl Plan {
     }
 }
 
-fn plan(images: &[ImageToExport], store: &BlobStore, mt: MediaTypes) -> Result<Plan> {
+/// `index_annotations`: annotations of an image index; when there are any,
+/// even one image is exported under an index (an OCI one), which carries
+/// them.
+fn plan(
+    images: &[ImageToExport],
+    store: &BlobStore,
+    mt: MediaTypes,
+    index_annotations: &BTreeMap<String, String>,
+) -> Result<Plan> {
     if images.is_empty() {
         return Err(Error::InvalidImage("no image to export".into()));
     }
@@ -71,17 +79,19 @@ fn plan(images: &[ImageToExport], store: &BlobStore, mt: MediaTypes) -> Result<P
         });
         all_layers.push(layers);
     }
-    let root = if let [one] = exported.as_slice() {
+    let root = if let ([one], true) = (exported.as_slice(), index_annotations.is_empty()) {
         one.manifest.clone()
     } else {
         let index_mt = match mt {
+            _ if !index_annotations.is_empty() => oci::MEDIA_TYPE_OCI_INDEX,
             MediaTypes::Oci => oci::MEDIA_TYPE_OCI_INDEX,
             MediaTypes::Docker => oci::MEDIA_TYPE_DOCKER_LIST,
         };
-        let index = Index::new(
+        let mut index = Index::new(
             Some(index_mt),
             exported.iter().map(|e| e.manifest.clone()).collect(),
         );
+        index.annotations = index_annotations.clone();
         let bytes = to_json(&index)?;
         let desc = Descriptor::new(index_mt, Digest::of(&bytes), bytes.len() as u64);
         blobs.insert(desc.digest, BlobSource::Inline(bytes));
@@ -416,7 +426,7 @@ pub fn write_oci_layout_dir(
     dir: &Path,
     opts: &ExportOptions,
 ) -> Result<ExportResult> {
-    let plan = plan(images, store, MediaTypes::Oci)?;
+    let plan = plan(images, store, MediaTypes::Oci, &opts.index_annotations)?;
     let entries = index_entries(&plan.root, opts)?;
 
     fs::create_dir_all(dir).map_err(io_err("creating directory", dir))?;
@@ -699,7 +709,7 @@ pub fn write_oci_layout_tar<W: Write>(
     out: W,
     opts: &ExportOptions,
 ) -> Result<ExportResult> {
-    let plan = plan(images, store, MediaTypes::Oci)?;
+    let plan = plan(images, store, MediaTypes::Oci, &opts.index_annotations)?;
     let index = index_json(index_entries(&plan.root, opts)?, BTreeMap::new())?;
     let layout = oci_layout_json();
     let mut entries = BTreeMap::new();
@@ -744,7 +754,12 @@ pub fn write_docker_archive<W: Write>(
         Some(true) => MediaTypes::Oci,
         _ => MediaTypes::Docker,
     };
-    let plan = plan(std::slice::from_ref(image), store, mt)?;
+    let plan = plan(
+        std::slice::from_ref(image),
+        store,
+        mt,
+        &opts.index_annotations,
+    )?;
     let names = parse_names(&opts.names)?;
     let index = index_json(index_entries(&plan.root, opts)?, BTreeMap::new())?;
     let layout = oci_layout_json();
@@ -814,9 +829,13 @@ pub struct RegistryPlan {
 
 /// Plan pushing `images` (one, or several platforms under an index) with
 /// OCI media types, as BuildKit's image exporter does by default with
-/// `oci-mediatypes=true`.
-pub fn plan_registry_push(images: &[ImageToExport], store: &BlobStore) -> Result<RegistryPlan> {
-    let plan = plan(images, store, MediaTypes::Oci)?;
+/// `oci-mediatypes=true`. Of `opts`, only `index_annotations` applies.
+pub fn plan_registry_push(
+    images: &[ImageToExport],
+    store: &BlobStore,
+    opts: &ExportOptions,
+) -> Result<RegistryPlan> {
+    let plan = plan(images, store, MediaTypes::Oci, &opts.index_annotations)?;
     let manifest_digests: std::collections::BTreeSet<Digest> =
         plan.images.iter().map(|i| i.manifest.digest).collect();
     let mut blobs = Vec::new();

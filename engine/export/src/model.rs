@@ -136,6 +136,11 @@ pub struct ExportOptions {
     /// Docker archive only: `Some(true)` forces OCI media types, `None`
     /// uses Docker media types unless a layer is zstd (BuildKit's default).
     pub oci_mediatypes: Option<bool>,
+    /// Annotations of the image index (`--annotation index:KEY=VALUE`).
+    /// When there are any, a single image is exported under an OCI image
+    /// index too (the root is then that index), so that they have a
+    /// document to live in.
+    pub index_annotations: BTreeMap<String, String>,
 }
 
 impl ExportOptions {

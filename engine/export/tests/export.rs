@@ -243,6 +243,7 @@ fn oci_tar_is_sorted_root_owned_and_timestamped() {
             names: vec!["app:1".into()],
             source_date_epoch: epoch,
             oci_mediatypes: None,
+            ..Default::default()
         };
         let mut out = Vec::new();
         let res = write_oci_layout_tar(std::slice::from_ref(&image), &store, &mut out, &o).unwrap();
@@ -660,4 +661,54 @@ fn schemas_are_actually_enforced() {
         "config-schema.json",
         &json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}, "created": "yesterday"})
     ));
+}
+
+/// `index_annotations` put even one image under an OCI index that carries
+/// them (the root, in index.json and in a push plan), deterministically.
+#[test]
+fn index_annotations_wrap_one_image_in_an_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = BlobStore::open(tmp.path().join("store")).unwrap();
+    let image = small_image(&store, "amd64");
+    let plain = write_oci_layout_dir(
+        std::slice::from_ref(&image),
+        &store,
+        &tmp.path().join("plain"),
+        &opts(&["app:1"]),
+    )
+    .unwrap();
+    let mut o = opts(&["app:1"]);
+    o.index_annotations
+        .insert("org.opencontainers.image.title".into(), "app".into());
+    let out = tmp.path().join("annotated");
+    let res = write_oci_layout_dir(std::slice::from_ref(&image), &store, &out, &o).unwrap();
+    assert_eq!(
+        res.root.media_type,
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert_eq!(res.images[0].manifest.digest, plain.root.digest);
+    let index = read_json(&blob(&out, &res.root.digest.to_string()));
+    assert_eq!(
+        index["annotations"]["org.opencontainers.image.title"],
+        "app"
+    );
+    assert_eq!(
+        index["manifests"][0]["digest"],
+        plain.root.digest.to_string()
+    );
+    let top = read_json(&out.join("index.json"));
+    assert_eq!(top["manifests"][0]["digest"], res.root.digest.to_string());
+    // The same everywhere, and every time.
+    let mut tar = Vec::new();
+    let again = write_oci_layout_tar(std::slice::from_ref(&image), &store, &mut tar, &o).unwrap();
+    assert_eq!(again.root, res.root);
+    let push = engine_export::plan_registry_push(std::slice::from_ref(&image), &store, &o).unwrap();
+    assert_eq!(push.root.1, res.root.digest);
+    assert_eq!(push.manifests.len(), 1);
+    let mut archive = Vec::new();
+    let docker = write_docker_archive(&image, &store, &mut archive, &o).unwrap();
+    assert_eq!(
+        docker.root.media_type,
+        "application/vnd.oci.image.index.v1+json"
+    );
 }

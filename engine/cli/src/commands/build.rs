@@ -266,6 +266,11 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
     let resolver = LayoutResolver {
         contexts: &contexts,
         registry: Some(&registry),
+        resolutions: cache_dir(&args.cache_dir)
+            .ok()
+            .map(|d| crate::resolutions::Resolutions::in_cache(&d)),
+        pull: args.pull,
+        memo: Default::default(),
     };
     let planned = crate::plan::plan(&args.plan, &resolver)?;
     for w in &planned.warnings {
@@ -332,6 +337,7 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
     // --push and --load, per target; a daemon to load into answers first.
     let daemon =
         crate::buildx::add_flag_outputs(&args, &mut exports, planned.toml_targets.is_some())?;
+    let decorations = crate::buildx::decorations(&args)?;
     let to_stdout = exports
         .values()
         .flat_map(|(outs, _)| outs.iter())
@@ -467,6 +473,7 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                 names,
                 source_date_epoch: epoch,
                 oci_mediatypes: None,
+                index_annotations: decorations.index.clone(),
             };
             let fail =
                 |e: String| Failure::msg(format!("exporting to `{}`: {e}", out.dest.display()));
@@ -490,11 +497,13 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                             "add name=REGISTRY/REPOSITORY:TAG to the output, or pass -t",
                         ));
                     }
-                    let image = engine_solver::image::assemble(&state, value, &platform, settings)
-                        .map_err(|e| Failure::msg(format!("pushing: {e}")))?;
+                    let image =
+                        crate::buildx::assemble(&decorations, &state, value, &platform, settings)
+                            .map_err(|e| Failure::msg(format!("pushing: {e}")))?;
                     let plan = engine_export::plan_registry_push(
                         std::slice::from_ref(&image),
                         &state.blobs,
+                        &eopts,
                     )
                     .map_err(|e| Failure::msg(format!("pushing: {e}")))?;
                     for name in &eopts.names {
@@ -507,8 +516,9 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                     reports.exported(name, &plan.result, &eopts.names);
                 }
                 Kind::Load => {
-                    let image = engine_solver::image::assemble(&state, value, &platform, settings)
-                        .map_err(|e| Failure::msg(format!("--load: {e}")))?;
+                    let image =
+                        crate::buildx::assemble(&decorations, &state, value, &platform, settings)
+                            .map_err(|e| Failure::msg(format!("--load: {e}")))?;
                     let result = crate::buildx::load(
                         daemon.as_ref(),
                         &image,
@@ -520,8 +530,9 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                     reports.exported(name, &result, &eopts.names);
                 }
                 Kind::Docker | Kind::OciTar | Kind::OciDir => {
-                    let image = engine_solver::image::assemble(&state, value, &platform, settings)
-                        .map_err(|e| fail(e.to_string()))?;
+                    let image =
+                        crate::buildx::assemble(&decorations, &state, value, &platform, settings)
+                            .map_err(|e| fail(e.to_string()))?;
                     let result = match out.kind {
                         Kind::Docker => {
                             let f = create(&out.dest)?;
@@ -561,7 +572,8 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
             );
         }
         if outputs.is_empty() {
-            let image = engine_solver::image::assemble(
+            let image = crate::buildx::assemble(
+                &decorations,
                 &state,
                 value,
                 &platform,
@@ -570,7 +582,7 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                     source_date_epoch: epoch.map(|e| e as i64),
                 },
             )
-            .map_err(|e| Failure::msg(e.to_string()))?;
+            .map_err(Failure::msg)?;
             let cfg = image
                 .config_bytes()
                 .map_err(|e| Failure::msg(e.to_string()))?;

@@ -295,6 +295,21 @@ impl CacheStore {
         Ok(())
     }
 
+    /// When the snapshot of `key` was first made (Unix seconds), from its
+    /// `meta.json`: the time an image takes for the step's layer (see
+    /// `specs/cache-keys.md`, "Image creation times"). `None` when there
+    /// is no complete snapshot of `key`.
+    pub fn snapshot_created(&self, key: &str) -> Option<u64> {
+        if !valid_key(key) {
+            return None;
+        }
+        let dir = self.snapshot_dir(key);
+        if !dir.join("done").exists() {
+            return None;
+        }
+        crate::record::read_meta(&dir).map(|m| m.created)
+    }
+
     /// Move `path` (belonging to `key`) into `trash/`; collection deletes
     /// it once no live session holds the key.
     pub(crate) fn to_trash(&self, path: &Path, key: &str) -> Result<(), CacheError> {

@@ -63,6 +63,12 @@ fn is_zero(v: &u64) -> bool {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {
+    /// RFC 3339 time. Frontends never set it (it is no part of a digest):
+    /// a base image's entries keep their own, and the exporter gives the
+    /// build's entries theirs (`specs/cache-keys.md`, "Image creation
+    /// times").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
     pub created_by: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,

@@ -69,6 +69,7 @@ pub fn from_json(raw: &[u8]) -> Result<ImageConfig, String> {
     if let Some(hist) = v["history"].as_array() {
         for h in hist {
             out.history.push(HistoryEntry {
+                created: h["created"].as_str().map(str::to_string),
                 created_by: h["created_by"].as_str().unwrap_or_default().to_string(),
                 comment: h["comment"].as_str().map(str::to_string),
                 empty_layer: h["empty_layer"].as_bool().unwrap_or(false),
@@ -78,8 +79,9 @@ pub fn from_json(raw: &[u8]) -> Result<ImageConfig, String> {
     Ok(out)
 }
 
-/// The config blob for an image: runtime config, rootfs diff ids, history,
-/// platform and creation time (from SOURCE_DATE_EPOCH when given).
+/// The config blob for an image: runtime config, rootfs diff ids, history
+/// (each entry with its own `created`, when it has one), platform and
+/// creation time (see `crate::image::creation_times`).
 pub fn to_json(
     c: &ImageConfig,
     platform: &Platform,
@@ -152,7 +154,7 @@ pub fn to_json(
         .iter()
         .map(|h| {
             let mut o = Map::new();
-            if let Some(t) = created {
+            if let Some(t) = &h.created {
                 o.insert("created".into(), json!(t));
             }
             o.insert("created_by".into(), json!(h.created_by));

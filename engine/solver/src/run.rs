@@ -479,9 +479,15 @@ impl Runner<'_> {
         let Some(imported) = self.opts.cache_from.as_deref() else {
             return Ok(false);
         };
-        if imported.get(key).is_none() {
+        let Some((_, from)) = imported.get(key) else {
             return Ok(false);
-        }
+        };
+        // The step keeps the time it first ran on the machine that ran it:
+        // images built from the restored layers get the same `created`,
+        // so the same digest, there and here.
+        let mut record = record.clone();
+        record.created = from.created;
+        let record = &record;
         let store = &self.state.store;
         let staging = store.staging(key).map_err(cache_err)?;
         let fs_dir = staging.join("fs");

@@ -1031,6 +1031,7 @@ impl StageState {
     fn history(&mut self, created_by: String, empty_layer: bool) {
         self.change(ConfigChange::History {
             entry: HistoryEntry {
+                created: None,
                 created_by,
                 comment: None,
                 empty_layer,

@@ -155,7 +155,15 @@ pub fn parse(spec: &str) -> Result<Output, Failure> {
             compression,
         });
     }
-    let dest = dest.ok_or_else(|| Failure::msg(format!("output `{spec}` has no dest")))?;
+    let dest = match dest {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => {
+            return Err(Failure::hint(
+                format!("output `{spec}` has no destination"),
+                format!("give it a dest, e.g. {}", dest_example(&kind)),
+            ))
+        }
+    };
     if dest.as_os_str() == "-" && matches!(kind, Kind::OciDir | Kind::Local) {
         return Err(Failure::hint(
             format!("`{spec}`: a directory cannot be written to standard output"),
@@ -168,6 +176,20 @@ pub fn parse(spec: &str) -> Result<Output, Failure> {
         names,
         compression,
     })
+}
+
+/// An `-o` value of `kind` with a destination, for hints.
+fn dest_example(kind: &Kind) -> &'static str {
+    match kind {
+        Kind::Docker | Kind::Load => {
+            "-o type=docker,dest=out/image.tar (or type=docker without dest to load it into the Docker daemon)"
+        }
+        Kind::OciTar => "-o type=oci,dest=out/image.tar",
+        Kind::OciDir => "-o type=oci,dest=out/image,tar=false",
+        Kind::Local => "-o type=local,dest=out/rootfs (or -o out/rootfs)",
+        Kind::Tar => "-o type=tar,dest=out/rootfs.tar (or -o - for standard output)",
+        Kind::Registry => "-o type=registry,name=registry.example.com/team/app:1",
+    }
 }
 
 #[cfg(test)]
@@ -193,6 +215,27 @@ mod tests {
         );
         assert!(parse("type=image,name=x").is_err());
         assert!(parse("type=oci").is_err());
+        // a missing or empty dest fails at once, with an example to copy
+        let hint_of = |spec: &str| match parse(spec) {
+            Err(Failure::Message {
+                message,
+                hint: Some(h),
+            }) => {
+                assert!(message.contains("has no destination"), "{spec}: {message}");
+                h
+            }
+            other => panic!("{spec}: {other:?}"),
+        };
+        for spec in [
+            "type=oci",
+            "type=oci,dest=",
+            "type=local",
+            "type=tar,dest= ",
+            "type=docker,dest=",
+        ] {
+            assert!(hint_of(spec).contains(",dest="), "{spec}");
+        }
+        assert!(hint_of("type=oci,dest=,tar=false").contains("tar=false"));
         assert_eq!(parse("type=docker").unwrap().kind, Kind::Load);
         assert_eq!(parse("type=docker,name=a:1").unwrap().names, ["a:1"]);
         assert!(parse("type=oci,dest=x,compression=lz4").is_err());

@@ -420,7 +420,19 @@ fn plan_toml(
         || "engine.toml".to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
+    let check_dir = |rel: &str| -> Result<(), String> {
+        let path = spec_dir.join(rel);
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_dir() => Ok(()),
+            Ok(_) => Err(format!("`{}` is a file, not a directory", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(format!("`{}` does not exist", path.display()))
+            }
+            Err(e) => Err(format!("cannot use `{}`: {e}", path.display())),
+        }
+    };
     let mut opts = engine_toml::TomlPlanOptions::new(resolver, &read_file);
+    opts.check_dir = Some(&check_dir);
     opts.file_name = display;
     opts.targets = args.target.clone();
     opts.vars = vars;

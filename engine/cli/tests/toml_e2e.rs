@@ -186,6 +186,86 @@ fn a_bad_spec_fails_with_its_location() {
     assert!(err.contains("entrypoint"), "did-you-mean hint: {err}");
 }
 
+/// `engine build` in `dir` with a fresh cache: (exit code, stderr).
+fn failing_build(dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
+    let cache = tempfile::tempdir().unwrap();
+    let out = engine()
+        .args(["build", "--progress", "plain", "--cache-dir"])
+        .arg(cache.path())
+        .args(extra)
+        .arg(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_missing_context_directory_fails_before_building_at_its_line() {
+    // was: `"/.": not found` when the COPY ran, after the other steps
+    let t = tempfile::tempdir().unwrap();
+    std::fs::create_dir(t.path().join("api")).unwrap();
+    std::fs::write(t.path().join("api/main"), "x").unwrap();
+    std::fs::write(
+        t.path().join("engine.toml"),
+        concat!(
+            "[image.api]\nfrom = \"scratch\"\ncontext = \"api\"\n",
+            "steps = [{ copy = \".\", to = \"/app/\" }]\n\n",
+            "[image.web]\nfrom = \"scratch\"\ncontext = \"services/web\"\n",
+            "steps = [{ copy = \".\", to = \"/app/\" }]\n",
+        ),
+    )
+    .unwrap();
+    let (code, err) = failing_build(t.path(), &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("engine.toml:8:11"), "{err}");
+    let missing = std::fs::canonicalize(t.path())
+        .unwrap()
+        .join("services/web");
+    assert!(
+        err.contains(&format!("`{}` does not exist", missing.display())),
+        "{err}"
+    );
+    assert!(!err.contains("COPY"), "nothing was built: {err}");
+}
+
+#[test]
+fn an_output_without_a_destination_fails_before_building_with_an_example() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::write(t.path().join("Dockerfile"), "FROM scratch\nCOPY f /f\n").unwrap();
+    std::fs::write(t.path().join("f"), "f").unwrap();
+    for (flag, example) in [
+        ("type=oci", "-o type=oci,dest=out/image.tar"),
+        (
+            "type=oci,tar=false,dest=",
+            "-o type=oci,dest=out/image,tar=false",
+        ),
+        ("type=local", "-o type=local,dest=out/rootfs"),
+        ("type=tar", "-o type=tar,dest=out/rootfs.tar"),
+    ] {
+        let (code, err) = failing_build(t.path(), &["-o", flag]);
+        assert_eq!(code, Some(1), "{flag}: {err}");
+        assert!(err.contains("has no destination"), "{flag}: {err}");
+        assert!(err.contains(example), "{flag}: {err}");
+        assert!(!err.contains("COPY"), "{flag}: nothing was built: {err}");
+    }
+    // in a spec: located at the entry
+    std::fs::write(
+        t.path().join("engine.toml"),
+        "[image.app]\nfrom = \"scratch\"\noutputs = [\"type=tar\"]\n",
+    )
+    .unwrap();
+    let (code, err) = failing_build(t.path(), &["--frontend", "toml"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("engine.toml:3:12"), "{err}");
+    assert!(
+        err.contains(r#"{ type = "tar", dest = "out/${target}.tar" }"#),
+        "{err}"
+    );
+}
+
 #[test]
 fn per_image_cache_to_and_cache_from_are_used() {
     let t = tempfile::tempdir().unwrap();

@@ -34,6 +34,9 @@ pub use spec::{Exporter, Limits};
 /// The spec's file name when none is given.
 pub const DEFAULT_FILE: &str = "engine.toml";
 
+/// See [`TomlPlanOptions::check_dir`].
+pub type CheckDir<'a> = dyn Fn(&str) -> Result<(), String> + 'a;
+
 pub struct TomlPlanOptions<'a> {
     /// The spec's name as errors and node locations show it.
     pub file_name: String,
@@ -55,6 +58,11 @@ pub struct TomlPlanOptions<'a> {
     /// (`services/legacy/Dockerfile`, `services/api/.dockerignore`). A
     /// `NotFound` error means "no such file", which is fine for ignore files.
     pub read_file: &'a dyn Fn(&str) -> std::io::Result<String>,
+    /// Checks that a context directory (relative to the spec's directory,
+    /// `services/api`) is one, before anything is built: `Err` says why not
+    /// (`` `/abs/services/apii` does not exist ``) and fails the plan at the
+    /// `context` that names it. `None`: not checked.
+    pub check_dir: Option<&'a CheckDir<'a>>,
 }
 
 impl<'a> TomlPlanOptions<'a> {
@@ -72,6 +80,7 @@ impl<'a> TomlPlanOptions<'a> {
             named_contexts: BTreeMap::new(),
             resolver,
             read_file,
+            check_dir: None,
         }
     }
 }

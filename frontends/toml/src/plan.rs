@@ -345,6 +345,7 @@ impl Planner<'_, '_> {
         for c in contexts {
             let ctx = match &c.kind {
                 CtxKind::Dir(dir) => {
+                    self.check_context_dir(&format!("context `{}` =", c.name), dir, &c.span)?;
                     renames.insert(c.name.clone(), dir.clone());
                     self.spec_locals.insert(dir.clone());
                     NamedContext::Local
@@ -355,6 +356,22 @@ impl Planner<'_, '_> {
             named.insert(c.name.clone(), ctx);
         }
         Ok((named, configs, stages, renames))
+    }
+
+    /// Fails at `span` when the directory `dir` a context names is not one
+    /// (see [`TomlPlanOptions::check_dir`]): better now, with the line that
+    /// names it, than as `"/.": not found` when a COPY reads it.
+    fn check_context_dir(&self, what: &str, dir: &str, span: &Span) -> Result<()> {
+        let Some(check) = self.opts.check_dir else {
+            return Ok(());
+        };
+        check(dir).map_err(|reason| {
+            self.map
+                .error(span, format!("{what} `{dir}`: {reason}"))
+                .with_hint(
+                "a context is a directory relative to the spec's directory, e.g. `services/api`",
+            )
+        })
     }
 
     /// `.dockerignore` text for a context: the first of `candidates` that
@@ -429,6 +446,7 @@ impl Planner<'_, '_> {
 
     fn build_inline(&mut self, u: &Unit, i: &Inline, platform: &Platform) -> Result<Built> {
         let generated = gen::dockerfile(&u.name, i, self.map)?;
+        self.check_context_dir("context", &i.context.dir, &i.context.span)?;
         let (named, configs, stages, renames) = self.contexts_for(u, &i.contexts, platform)?;
         let ignore_file = spec::join_dir(&i.context.dir, ".dockerignore");
         let dockerignore = self.ignore_text(&i.context, &[ignore_file], &i.context.span)?;
@@ -487,6 +505,7 @@ impl Planner<'_, '_> {
                 )
                 .with_hint(hint)
         })?;
+        self.check_context_dir("context", &d.context.dir, &d.context.span)?;
         let (named, configs, stages, renames) = self.contexts_for(u, &d.contexts, platform)?;
         let candidates = [
             format!("{path}.dockerignore"),

@@ -1167,7 +1167,44 @@ fn read_exporter(reader: &Reader, what: &str, t: &Tree, bare: &str) -> Result<Ex
             .error(&t.span, format!("{what} entry has no `type`"))
             .with_hint("add `type = \"oci\"` (or docker, local, tar, image, registry…)"));
     };
+    if what == "outputs" {
+        check_output_dest(reader, t, &kind, &attrs)?;
+    }
     Ok(Exporter { kind, attrs })
+}
+
+/// An output that writes files needs a `dest` (docker without one is
+/// loaded into the Docker daemon; registry and image outputs push): fail
+/// here, at the entry, with an entry to copy, rather than when exporting.
+fn check_output_dest(
+    reader: &Reader,
+    t: &Tree,
+    kind: &str,
+    attrs: &BTreeMap<String, String>,
+) -> Result<()> {
+    let dest = attrs.get("dest").map(|d| d.trim());
+    let needs_one = matches!(kind, "oci" | "local" | "tar");
+    if !(dest == Some("") || (needs_one && dest.is_none())) {
+        return Ok(());
+    }
+    let example = match kind {
+        "oci" if attrs.get("tar").map(|v| v.trim()) == Some("false") => {
+            r#"{ type = "oci", dest = "out/${target}", tar = "false" }"#
+        }
+        "oci" => r#"{ type = "oci", dest = "out/${target}.tar" }"#,
+        "local" => r#"{ type = "local", dest = "out/${target}" }"#,
+        "tar" => r#"{ type = "tar", dest = "out/${target}.tar" }"#,
+        _ => r#"{ type = "docker", dest = "out/${target}.tar" }"#,
+    };
+    Err(reader
+        .map
+        .error(
+            &t.span,
+            format!("output of type `{kind}` has no destination"),
+        )
+        .with_hint(format!(
+            "give it a dest (relative to the spec's directory), e.g. outputs = [{example}]"
+        )))
 }
 
 fn read_context(reader: &Reader, t: &Table) -> Result<ContextDir> {

@@ -510,3 +510,94 @@ fn limits() {
         "`[limits]` table",
     );
 }
+
+#[test]
+fn an_output_that_writes_files_needs_a_destination() {
+    // checked when the spec is read, at the entry (issue 10)
+    expect(
+        check_err("[image.api]\nfrom = \"scratch\"\noutputs = [\"type=oci\"]\n"),
+        "output of type `oci` has no destination",
+        3,
+        12,
+        r#"outputs = [{ type = "oci", dest = "out/${target}.tar" }]"#,
+    );
+    expect(
+        check_err(
+            "[image.api]\nfrom = \"scratch\"\noutputs = [{ type = \"oci\", tar = \"false\" }]\n",
+        ),
+        "output of type `oci` has no destination",
+        3,
+        12,
+        r#"tar = "false""#,
+    );
+    for (entry, kind) in [
+        ("\"type=local\"", "local"),
+        ("\"type=tar\"", "tar"),
+        ("{ type = \"docker\", dest = \" \" }", "docker"),
+    ] {
+        expect(
+            check_err(&format!(
+                "[image.api]\nfrom = \"scratch\"\noutputs = [{entry}]\n"
+            )),
+            &format!("output of type `{kind}` has no destination"),
+            3,
+            12,
+            "give it a dest",
+        );
+    }
+    // docker without dest is loaded, a registry output pushes: both fine
+    for ok in [
+        "\"type=docker\"",
+        "\"type=registry,name=r.example.com/a:1\"",
+    ] {
+        engine_toml::check(
+            &format!("[image.api]\nfrom = \"scratch\"\noutputs = [{ok}]\n"),
+            "engine.toml",
+            &BTreeMap::new(),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn a_context_directory_that_is_not_one_fails_the_plan_at_its_line() {
+    // The binary checks directories (the frontend does no I/O); a missing
+    // one fails the plan where the spec names it, with the reason given.
+    let read: &dyn Fn(&str) -> std::io::Result<String> = &|path| match path {
+        "Dockerfile" => Ok("FROM scratch\nCOPY . /\n".into()),
+        other => no_files(other),
+    };
+    let check: &dyn Fn(&str) -> Result<(), String> = &|dir| match dir {
+        "services/api" | "." => Ok(()),
+        other => Err(format!("`/spec/{other}` does not exist")),
+    };
+    let mut opts = TomlPlanOptions::new(&NoResolver, read);
+    opts.check_dir = Some(check);
+    let plan = |text: &str| engine_toml::plan(text, &opts).unwrap_err();
+    expect(
+        plan("[image.api]\nfrom = \"scratch\"\ncontext = \"services/apii\"\n"),
+        "context `services/apii`: `/spec/services/apii` does not exist",
+        3,
+        11,
+        "relative to the spec's directory",
+    );
+    expect(
+        plan(concat!(
+            "[image.web]\nfrom = \"scratch\"\ncontext = \"services/api\"\n",
+            "contexts = { assets = \"web/assetz\" }\n",
+            "steps = [{ copy = \".\", from = \"assets\", to = \"/a/\" }]\n",
+        )),
+        "context `assets` = `web/assetz`: `/spec/web/assetz` does not exist",
+        4,
+        23,
+        "relative to the spec's directory",
+    );
+    // A Dockerfile target's context too.
+    expect(
+        plan("[image.legacy]\ndockerfile = \"Dockerfile\"\ncontext = \"old\"\n"),
+        "context `old`: `/spec/old` does not exist",
+        3,
+        11,
+        "relative to the spec's directory",
+    );
+}

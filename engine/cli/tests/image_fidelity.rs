@@ -120,8 +120,12 @@ fn build_created(
 }
 
 fn created_context() -> tempfile::TempDir {
+    context_with(CREATED_DOCKERFILE)
+}
+
+fn context_with(dockerfile: &str) -> tempfile::TempDir {
     let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(ctx.path().join("Dockerfile"), CREATED_DOCKERFILE).unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
     std::fs::write(ctx.path().join("f"), "f\n").unwrap();
     ctx
 }
@@ -287,8 +291,9 @@ fn source_date_epoch_sets_created_exactly() {
 #[test]
 fn an_imported_cache_gives_the_same_created_and_digest() {
     // The machine that restores a step from a shared cache dates it as the
-    // machine that ran it did: the same image, byte for byte.
-    let ctx = created_context();
+    // machine that ran it did: the same image, byte for byte. (The step
+    // outlasts a second, so that the export comes later than its start.)
+    let ctx = context_with("FROM busybox\nCOPY f /f\nRUN sleep 1.2 && echo ran > /ran\n");
     let out = tempfile::tempdir().unwrap();
     let shared = out.path().join("shared");
     let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());

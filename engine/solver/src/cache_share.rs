@@ -358,7 +358,11 @@ pub fn export(state: &StateDir, req: &ExportRequest<'_>) -> Result<usize, StepEr
     for (key, layer) in &layers {
         let blob = crate::image::step_blob(state, layer, req.settings)?;
         let (kind, name) = info.get(key.as_str()).copied().unwrap_or((Kind::File, ""));
-        let mut r = Record::new(key, kind, now);
+        // The step's own date (when its snapshot was made), which images
+        // built from it carry: an importing machine writes the same image.
+        let created = state.store.snapshot_created(key).unwrap_or(now);
+        let mut r = Record::new(key, kind, created);
+        r.last_used = now;
         r.description = name.to_string();
         let step_layer = match blob {
             None => StepLayer::Empty,

@@ -28,12 +28,10 @@ const CRATES: &[&str] = &[
 /// Cycles that exist today and are being taken apart (issue 11). Each
 /// entry is one strongly connected set, sorted. The test fails when one of
 /// them is gone (remove it here) or when any other appears.
-const KNOWN: &[(&str, &[&str])] = &[
-    (
-        "engine/solver/src",
-        &["build", "cache_share", "image", "run"],
-    ),
-];
+const KNOWN: &[(&str, &[&str])] = &[(
+    "engine/solver/src",
+    &["build", "cache_share", "image", "run"],
+)];
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -17,10 +17,8 @@ fn arm64_busybox_layout() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         require_tool(ARM64_BUSYBOX);
-        let base = std::env::temp_dir().join(format!(
-            "engine-test-busybox-arm64-{}",
-            std::process::id()
-        ));
+        let base =
+            std::env::temp_dir().join(format!("engine-test-busybox-arm64-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
         let rootfs = base.join("ctx/rootfs");
         for d in ["bin", "etc", "tmp"] {

@@ -54,7 +54,7 @@ pub struct PlanArgs {
     /// Additional build contexts (NAME=PATH, NAME=oci-layout://PATH[:TAG|@DIGEST], NAME=docker-image://REF)
     #[arg(long = "build-context", value_name = "NAME=VALUE")]
     pub build_contexts: Vec<String>,
-    /// Target platform (os/arch[/variant])
+    /// Target platform(s) (os/arch[/variant]; several, comma-separated, make an image index)
     #[arg(long)]
     pub platform: Option<String>,
     /// Frontend to use (inferred from the file name when not given)

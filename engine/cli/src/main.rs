@@ -8,6 +8,7 @@ mod commands;
 mod diagnostic;
 mod docker;
 mod metadata;
+mod multiplatform;
 mod outputs;
 mod plan;
 mod push;

@@ -43,7 +43,14 @@ impl Reports {
             t.descriptor = Some(result.root.clone());
         }
         if t.image_id.is_none() {
-            t.image_id = result.config_digest().map(|d| d.to_string());
+            // Several platforms have no one config: the index digest is
+            // the ID, as buildx's getImageID falls back to it.
+            t.image_id = Some(
+                result
+                    .config_digest()
+                    .unwrap_or_else(|| result.manifest_digest())
+                    .to_string(),
+            );
         }
         for n in names {
             if !t.names.contains(n) {

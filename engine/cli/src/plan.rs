@@ -5,14 +5,25 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use engine_dockerfile::lower::{NamedContext, PlanOptions};
-use engine_ir::{Graph, ImageResolver, Platform};
+use engine_ir::{Graph, GraphBuilder, ImageResolver, Platform, Target};
 
 use crate::cli::{Frontend, PlanArgs};
 use crate::diagnostic::SourceError;
 use crate::Failure;
 
+/// One result the user asked for: a Dockerfile's target, or a TOML
+/// target, with one image per platform (several make an image index).
+#[derive(Debug, Clone)]
+pub struct Unit {
+    pub name: String,
+    /// Graph target and platform of each image, in `--platform` order.
+    pub images: Vec<(String, Platform)>,
+}
+
 pub struct Planned {
     pub graph: Graph,
+    /// What the build exports, one entry per target the user asked for.
+    pub units: Vec<Unit>,
     /// TOML targets with their tags, outputs and context directories.
     pub toml_targets: Option<Vec<engine_toml::TargetInfo>>,
     /// Local sources a TOML spec names, by source name.
@@ -323,10 +334,7 @@ pub fn plan(args: &PlanArgs, resolver: &dyn ImageResolver) -> Result<Planned, Fa
     let dockerignore = read_dockerignore(&file, &args.context)?;
     let build_args = parse_build_args(&args.build_args)?;
     let contexts = parse_build_contexts(&args.build_contexts)?;
-    let target_platform = match &args.platform {
-        Some(p) => Platform::parse(p).map_err(|e| Failure::msg(e.to_string()))?,
-        None => Platform::host(),
-    };
+    let platforms = parse_platforms(args.platform.as_deref())?;
     let display_name = file.file_name().map_or_else(
         || "Dockerfile".to_string(),
         |n| n.to_string_lossy().into_owned(),
@@ -350,23 +358,112 @@ pub fn plan(args: &PlanArgs, resolver: &dyn ImageResolver) -> Result<Planned, Fa
         dockerignore: dockerignore.as_deref(),
         target: args.target.first().cloned(),
         build_args,
-        target_platform,
+        target_platform: platforms[0].clone(),
         build_platform: Platform::host(),
         named_contexts,
         resolver,
         context_name: "context".into(),
     };
-    let planned = engine_dockerfile::lower::plan(&text, &opts).map_err(|e| {
+    let render = |e: engine_dockerfile::Error| {
         Failure::Rendered(SourceError::from_frontend(&display_name, &text, &e).render())
-    })?;
+    };
+    if platforms.len() == 1 {
+        let planned = engine_dockerfile::lower::plan(&text, &opts).map_err(render)?;
+        let units = planned
+            .graph
+            .targets()
+            .iter()
+            .map(|t| Unit {
+                name: t.name.clone(),
+                images: vec![(t.name.clone(), platforms[0].clone())],
+            })
+            .collect();
+        return Ok(Planned {
+            graph: planned.graph,
+            units,
+            toml_targets: None,
+            context_dirs: BTreeMap::new(),
+            spec_dir: None,
+            limits: engine_toml::Limits::default(),
+            warnings: planned.warnings,
+        });
+    }
+    // Several platforms: the Dockerfile lowered once per platform into one
+    // graph, where steps that do not depend on the target platform (a
+    // `FROM --platform=$BUILDPLATFORM` stage) are the same node and run once.
+    let mut builder = GraphBuilder::new();
+    let mut targets = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
+    let mut unit = Unit {
+        name: String::new(),
+        images: Vec::new(),
+    };
+    let mut opts = opts;
+    for p in &platforms {
+        opts.target_platform = p.clone();
+        let planned = engine_dockerfile::lower::plan(&text, &opts).map_err(render)?;
+        // Step names say the platform, as BuildKit's do: `[linux/arm64 2/3] RUN …`.
+        let named = |m: &engine_ir::NodeMeta| {
+            let mut m = m.clone();
+            if let Some(rest) = m.name.strip_prefix('[') {
+                m.name = format!("[{p} {rest}");
+            }
+            m
+        };
+        for t in builder.import_with(&planned.graph, named) {
+            let image = format!("{}@{p}", t.name);
+            unit.name = t.name;
+            unit.images.push((image.clone(), p.clone()));
+            targets.push(Target {
+                name: image,
+                node: t.node,
+            });
+        }
+        for w in planned.warnings {
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
+        }
+    }
     Ok(Planned {
-        graph: planned.graph,
+        graph: builder.finish(targets),
+        units: vec![unit],
         toml_targets: None,
         context_dirs: BTreeMap::new(),
         spec_dir: None,
         limits: engine_toml::Limits::default(),
-        warnings: planned.warnings,
+        warnings,
     })
+}
+
+/// `--platform linux/amd64,linux/arm64`: one or more platforms, in order,
+/// without repeats; none given is the host's.
+pub fn parse_platforms(flag: Option<&str>) -> Result<Vec<Platform>, Failure> {
+    let Some(flag) = flag else {
+        return Ok(vec![Platform::host()]);
+    };
+    let mut out: Vec<Platform> = Vec::new();
+    for part in flag.split(',').map(str::trim) {
+        if part.is_empty() {
+            continue;
+        }
+        let p = Platform::parse(part).map_err(|e| {
+            Failure::hint(
+                e.to_string(),
+                "write --platform os/arch[/variant], several separated by commas: linux/amd64,linux/arm64",
+            )
+        })?;
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    if out.is_empty() {
+        return Err(Failure::hint(
+            format!("--platform `{flag}` names no platform"),
+            "write --platform linux/amd64,linux/arm64",
+        ));
+    }
+    Ok(out)
 }
 
 fn named_contexts(args: &PlanArgs) -> Result<BTreeMap<String, NamedContext>, Failure> {
@@ -412,9 +509,12 @@ fn plan_toml(
     };
     let mut vars = parse_build_args(&args.build_args)?;
     vars.extend(parse_build_args(&args.set)?);
-    let platform = match &args.platform {
-        Some(p) => Platform::parse(p).map_err(|e| Failure::msg(e.to_string()))?,
-        None => Platform::host(),
+    let platform = match parse_platforms(args.platform.as_deref())?.as_slice() {
+        [one] => one.clone(),
+        _ => return Err(Failure::hint(
+            "--platform takes one platform with a TOML spec",
+            "list a target's platforms in the spec: platforms = [\"linux/amd64\", \"linux/arm64\"]",
+        )),
     };
     let display = file.file_name().map_or_else(
         || "engine.toml".to_string(),
@@ -447,8 +547,21 @@ fn plan_toml(
             context_dirs.insert(name.clone(), spec_dir.join(rel));
         }
     }
+    let units = plan
+        .targets
+        .iter()
+        .map(|t| Unit {
+            name: t.name.clone(),
+            images: t
+                .images
+                .iter()
+                .map(|i| (i.target.clone(), i.platform.clone()))
+                .collect(),
+        })
+        .collect();
     Ok(Planned {
         graph: plan.graph,
+        units,
         toml_targets: Some(plan.targets),
         context_dirs,
         spec_dir: Some(spec_dir),

@@ -117,11 +117,18 @@ impl GraphBuilder {
     /// Add every node of a finished graph (merging equal digests with nodes
     /// already here) and return where its targets landed.
     pub fn import(&mut self, g: &Graph) -> Vec<Target> {
+        self.import_with(g, NodeMeta::clone)
+    }
+
+    /// [`import`](Self::import), giving the nodes it adds the metadata
+    /// `meta` makes of theirs (nodes merged with existing ones keep the
+    /// existing metadata).
+    pub fn import_with(&mut self, g: &Graph, meta: impl Fn(&NodeMeta) -> NodeMeta) -> Vec<Target> {
         let mut remap: Vec<NodeId> = Vec::with_capacity(g.len());
         for (_, node) in g.nodes() {
             let inputs = node.inputs.iter().map(|i| remap[i.0 as usize]).collect();
             let id = self
-                .add(node.op.clone(), inputs, node.meta.clone())
+                .add(node.op.clone(), inputs, meta(&node.meta))
                 .expect("inputs precede users");
             remap.push(id);
         }

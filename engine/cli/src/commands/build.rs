@@ -98,14 +98,14 @@ fn exporter_spec(e: &engine_toml::Exporter) -> String {
 
 /// `MANIFEST (config CONFIG)`: the digest line of an exported image.
 fn digest_line(result: &engine_export::ExportResult) -> String {
-    format!(
-        "{} (config {})",
-        result.manifest_digest(),
-        result
-            .config_digest()
-            .map(|d| d.to_string())
-            .unwrap_or_default()
-    )
+    match result.config_digest() {
+        Some(c) => format!("{} (config {c})", result.manifest_digest()),
+        None => format!(
+            "{} (index of {} images)",
+            result.manifest_digest(),
+            result.images.len()
+        ),
+    }
 }
 
 /// The `cache-from` and `cache-to` entries of TOML images, relative paths
@@ -337,6 +337,11 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
     // --push and --load, per target; a daemon to load into answers first.
     let daemon =
         crate::buildx::add_flag_outputs(&args, &mut exports, planned.toml_targets.is_some())?;
+    for unit in &planned.units {
+        if let Some((outs, _)) = exports.get(&unit.name) {
+            crate::multiplatform::check_outputs(unit, outs, planned.units.len() > 1)?;
+        }
+    }
     let decorations = crate::buildx::decorations(&args)?;
     let to_stdout = exports
         .values()
@@ -391,11 +396,11 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
     if let Some(path) = &args.metadata_file {
         crate::metadata::check_path(path, "--metadata-file")?;
     }
-    if args.iidfile.is_some() && planned.graph.targets().len() > 1 {
+    if args.iidfile.is_some() && planned.units.len() > 1 {
         return Err(Failure::hint(
             format!(
                 "--iidfile takes one image, and this build has {} targets",
-                planned.graph.targets().len()
+                planned.units.len()
             ),
             "name one target, or drop --iidfile",
         ));
@@ -454,11 +459,118 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
     let mut digest_lines: Vec<(String, String)> = Vec::new();
     // What each target's exports produced, for --iidfile, --metadata-file and -q.
     let mut reports = crate::metadata::Reports::default();
-    for (name, value) in &solved.targets {
+    let values: BTreeMap<&str, &engine_solver::run::Value> = solved
+        .targets
+        .iter()
+        .map(|(n, v)| (n.as_str(), v))
+        .collect();
+    for unit in &planned.units {
+        let name = &unit.name;
         reports.built(name);
-        let platform =
-            build::target_platform(&planned.graph, name).unwrap_or_else(engine_ir::Platform::host);
         let (outputs, tags) = exports.get(name).cloned().unwrap_or_default();
+        if unit.images.len() > 1 {
+            let images: Vec<(&engine_ir::Platform, &engine_solver::run::Value)> = unit
+                .images
+                .iter()
+                .filter_map(|(t, p)| Some((p, *values.get(t.as_str())?)))
+                .collect();
+            for out in &outputs {
+                let exporting = std::time::Instant::now();
+                let settings = LayerSettings {
+                    compression: out.compression,
+                    source_date_epoch: epoch.map(|e| e as i64),
+                };
+                let eopts = engine_export::ExportOptions {
+                    names: if out.names.is_empty() {
+                        tags.clone()
+                    } else {
+                        out.names.clone()
+                    },
+                    source_date_epoch: epoch,
+                    oci_mediatypes: None,
+                    index_annotations: decorations.index.clone(),
+                };
+                let fail =
+                    |e: String| Failure::msg(format!("exporting to `{}`: {e}", out.dest.display()));
+                let assembled = || -> Result<Vec<engine_export::ImageToExport>, Failure> {
+                    images
+                        .iter()
+                        .map(|(p, v)| {
+                            crate::buildx::assemble(&decorations, &state, v, p, settings)
+                                .map_err(|e| fail(format!("{p}: {e}")))
+                        })
+                        .collect()
+                };
+                let result = match out.kind {
+                    Kind::Local => {
+                        for (p, v) in &images {
+                            let dir = out.dest.join(crate::multiplatform::platform_dir(p));
+                            build::write_rootfs_dir(v, &dir).map_err(|e| fail(e.to_string()))?;
+                        }
+                        None
+                    }
+                    Kind::Registry => {
+                        let plan =
+                            engine_export::plan_registry_push(&assembled()?, &state.blobs, &eopts)
+                                .map_err(|e| Failure::msg(format!("pushing: {e}")))?;
+                        for n in &eopts.names {
+                            crate::push::push(&registry, &state.blobs, &plan, n)?;
+                            if !args.quiet {
+                                eprintln!("pushed {n}@{}", plan.root.1);
+                            }
+                        }
+                        Some(plan.result)
+                    }
+                    Kind::OciTar => {
+                        let f = create(&out.dest)?;
+                        Some(
+                            engine_export::write_oci_layout_tar(
+                                &assembled()?,
+                                &state.blobs,
+                                std::io::BufWriter::with_capacity(1 << 20, f),
+                                &eopts,
+                            )
+                            .map_err(|e| fail(e.to_string()))?,
+                        )
+                    }
+                    Kind::OciDir => Some(
+                        engine_export::write_oci_layout_dir(
+                            &assembled()?,
+                            &state.blobs,
+                            &out.dest,
+                            &eopts,
+                        )
+                        .map_err(|e| fail(e.to_string()))?,
+                    ),
+                    // Refused before the build (multiplatform::check_outputs).
+                    Kind::Docker | Kind::Load | Kind::Tar => {
+                        return Err(Failure::msg(format!(
+                            "exporting to `{}`: one platform only",
+                            out.dest.display()
+                        )))
+                    }
+                };
+                if let Some(result) = result {
+                    digest_lines.push((name.clone(), digest_line(&result)));
+                    reports.exported(name, &result, &eopts.names);
+                }
+                trace.span(
+                    &format!("export {name} to {}", out.dest.display()),
+                    "export",
+                    exporting,
+                    std::time::Instant::now(),
+                );
+            }
+            continue;
+        }
+        let Some((graph_target, unit_platform)) = unit.images.first() else {
+            continue;
+        };
+        let Some(value) = values.get(graph_target.as_str()).copied() else {
+            continue;
+        };
+        let platform = build::target_platform(&planned.graph, graph_target)
+            .unwrap_or_else(|| unit_platform.clone());
         for out in &outputs {
             let exporting = std::time::Instant::now();
             let settings = LayerSettings {
@@ -677,7 +789,7 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
         crate::metadata::write_json(path, &doc, "--metadata-file")?;
     }
     // One line per target; the target is named when there are several.
-    let several = solved.targets.len() > 1;
+    let several = planned.units.len() > 1;
     if args.quiet {
         // The image ID alone on standard output, as docker build -q.
         return crate::metadata::print_quiet(&reports, several);
@@ -921,8 +1033,8 @@ fn exports_per_target(
 ) -> Result<BTreeMap<String, TargetExports>, Failure> {
     let mut out = BTreeMap::new();
     let Some(targets) = &planned.toml_targets else {
-        for t in planned.graph.targets() {
-            out.insert(t.name.clone(), (cli_outputs.to_vec(), cli_tags.to_vec()));
+        for u in &planned.units {
+            out.insert(u.name.clone(), (cli_outputs.to_vec(), cli_tags.to_vec()));
         }
         return Ok(out);
     };
@@ -946,9 +1058,7 @@ fn exports_per_target(
             }
             v
         };
-        for img in &t.images {
-            out.insert(img.target.clone(), (outs.clone(), tags.clone()));
-        }
+        out.insert(t.name.clone(), (outs, tags));
     }
     Ok(out)
 }

@@ -299,3 +299,36 @@ fn a_pushed_two_platform_image_runs_as_arm64_in_docker() {
         .args(["rmi", "-f", &name])
         .output();
 }
+
+#[test]
+fn a_toml_target_with_two_platforms_is_one_index() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("engine.toml"),
+        r#"
+[image.app]
+from = "busybox"
+platforms = ["linux/amd64", "linux/arm64"]
+outputs = [{ type = "oci", dest = "out/app", tar = "false" }]
+
+[[image.app.steps]]
+run = "uname -m > /arch"
+"#,
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    run_ok(
+        engine()
+            .args(["build", "--progress", "plain", "--frontend", "toml"])
+            .arg("--cache-dir")
+            .arg(cache.path())
+            .arg("--build-context")
+            .arg(busybox_flag())
+            .arg(dir.path()),
+    );
+    // Both platforms in one index (each used to overwrite the other).
+    assert_eq!(
+        platforms_in_layout(&dir.path().join("out/app")),
+        ["linux/amd64", "linux/arm64"]
+    );
+}

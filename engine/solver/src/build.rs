@@ -8,7 +8,7 @@ use engine_ir::{Graph, Op};
 
 use crate::progress::Progress;
 use crate::run::{Runner, SolveOptions, StepError, Value};
-use crate::scheduler::{self, CancelToken, Options, Stopped};
+use crate::scheduler::{self, CancelToken, Options};
 use crate::state::StateDir;
 
 #[derive(Debug)]
@@ -20,6 +20,11 @@ pub struct Solved {
     /// Every RUN/COPY/ADD/WORKDIR step of the graph: (value, kind, name).
     pub steps: Vec<(Value, engine_cache::Kind, String)>,
     pub elapsed: std::time::Duration,
+    /// What failed (only from [`solve_all`]; [`solve`] returns the first as
+    /// its error).
+    pub failures: Vec<BuildError>,
+    /// How each target of the graph fared, in target order.
+    pub states: Vec<(String, TargetState)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,24 +48,72 @@ pub fn solve(
     sched: Options,
     cancel: &CancelToken,
 ) -> Result<Solved, BuildError> {
+    let mut solved = solve_all(graph, state, opts, executor, progress, sched, cancel, false);
+    if !solved.failures.is_empty() {
+        return Err(solved.failures.swap_remove(0));
+    }
+    if solved.targets.len() < graph.targets().len() {
+        return Err(BuildError::Cancelled);
+    }
+    Ok(solved)
+}
+
+/// How a target of the graph fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetState {
+    /// Done, and at least one of its steps ran.
+    Built,
+    /// Done from the cache alone.
+    Cached,
+    /// One of its steps failed.
+    Failed,
+    /// Stopped before it could run: another target's failure (without
+    /// `--keep-going`) or a cancellation.
+    NotStarted,
+}
+
+/// [`solve`], keeping what finished: `Solved::targets` holds the targets
+/// that were built, `failures` what failed, `states` how each target
+/// fared. With `keep_going` a failure stops only the steps that depend on
+/// it (`--keep-going`); without, the first failure cancels the rest.
+#[allow(clippy::too_many_arguments)]
+pub fn solve_all(
+    graph: &Graph,
+    state: &StateDir,
+    opts: &SolveOptions,
+    executor: &dyn engine_sandbox::Executor,
+    progress: &dyn Progress,
+    sched: Options,
+    cancel: &CancelToken,
+    keep_going: bool,
+) -> Solved {
     let start = Instant::now();
     let runner = Runner::new(graph, state, opts, executor, progress);
-    let values = scheduler::run(graph, &runner, sched, cancel).map_err(|s| match s {
-        Stopped::Failed(f) => {
-            let node = graph.node(f.node);
-            BuildError::Step {
-                name: node.meta.name.clone(),
-                location: node.meta.location.clone(),
-                error: f.error,
+    let partial = scheduler::run_partial(graph, &runner, sched, cancel, keep_going);
+    let values = &partial.outputs;
+    let failed_nodes: Vec<engine_ir::NodeId> = partial.failures.iter().map(|f| f.node).collect();
+    let mut targets = Vec::new();
+    let mut states = Vec::new();
+    for t in graph.targets() {
+        let below = subgraph(graph, t.node);
+        let state = match &values[t.node.0 as usize] {
+            Some(v) => {
+                targets.push((t.name.clone(), v.clone()));
+                let ran = below.iter().any(|id| {
+                    matches!(graph.node(*id).op, Op::Exec(_) | Op::File(_))
+                        && values[id.0 as usize].as_ref().is_some_and(|v| !v.cached)
+                });
+                if ran {
+                    TargetState::Built
+                } else {
+                    TargetState::Cached
+                }
             }
-        }
-        Stopped::Cancelled => BuildError::Cancelled,
-    })?;
-    let targets = graph
-        .targets()
-        .iter()
-        .map(|t| (t.name.clone(), values[t.node.0 as usize].clone()))
-        .collect();
+            None if below.iter().any(|id| failed_nodes.contains(id)) => TargetState::Failed,
+            None => TargetState::NotStarted,
+        };
+        states.push((t.name.clone(), state));
+    }
     let steps = graph
         .nodes()
         .filter_map(|(id, node)| {
@@ -69,16 +122,43 @@ pub fn solve(
                 Op::File(_) => engine_cache::Kind::File,
                 _ => return None,
             };
-            Some((values[id.0 as usize].clone(), kind, node.meta.name.clone()))
+            let v = values[id.0 as usize].clone()?;
+            Some((v, kind, node.meta.name.clone()))
         })
         .collect();
-    Ok(Solved {
+    let failures = partial
+        .failures
+        .into_iter()
+        .map(|f| {
+            let node = graph.node(f.node);
+            BuildError::Step {
+                name: node.meta.name.clone(),
+                location: node.meta.location.clone(),
+                error: f.error,
+            }
+        })
+        .collect();
+    Solved {
         targets,
         steps,
         executed: runner.executed.load(std::sync::atomic::Ordering::SeqCst),
         cached: runner.cached.load(std::sync::atomic::Ordering::SeqCst),
         elapsed: start.elapsed(),
-    })
+        failures,
+        states,
+    }
+}
+
+/// `from` and every node it depends on.
+fn subgraph(graph: &Graph, from: engine_ir::NodeId) -> Vec<engine_ir::NodeId> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut stack = vec![from];
+    while let Some(id) = stack.pop() {
+        if seen.insert(id) {
+            stack.extend(graph.node(id).inputs.iter().copied());
+        }
+    }
+    seen.into_iter().collect()
 }
 
 /// The stage a step belongs to, read from its BuildKit-style name:

@@ -120,7 +120,9 @@ struct Shared<'g, R: NodeRunner> {
     users: Vec<Vec<NodeId>>,
     pending: Vec<AtomicUsize>,
     outputs: Vec<Mutex<Option<R::Output>>>,
-    failure: Mutex<Option<Failure<R::Error>>>,
+    failures: Mutex<Vec<Failure<R::Error>>>,
+    /// `--keep-going`: a failure stops only its dependents.
+    keep_going: bool,
     cancel: CancelToken,
     /// `None`: RUN steps are not capped.
     exec: Option<Permits>,
@@ -135,6 +137,38 @@ pub fn run<R: NodeRunner>(
     opts: Options,
     cancel: &CancelToken,
 ) -> Result<Vec<R::Output>, Stopped<R::Error>> {
+    let partial = run_partial(graph, runner, opts, cancel, false);
+    if let Some(f) = partial.failures.into_iter().next() {
+        return Err(Stopped::Failed(f));
+    }
+    partial
+        .outputs
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        // Only a cancellation from outside leaves nodes unrun without a failure.
+        .ok_or(Stopped::Cancelled)
+}
+
+/// What a run produced when it may have stopped short.
+#[derive(Debug)]
+pub struct Partial<O, E> {
+    /// Each node's output, indexed by node id: `None` for a node that
+    /// failed, depends on one that did, or was not started.
+    pub outputs: Vec<Option<O>>,
+    /// Failures in the order they happened (at most one without
+    /// `keep_going`, which stops everything at the first).
+    pub failures: Vec<Failure<E>>,
+}
+
+/// [`run`], keeping what finished. With `keep_going` a failure stops only
+/// the nodes that depend on it (`--keep-going`): everything else runs.
+pub fn run_partial<R: NodeRunner>(
+    graph: &Graph,
+    runner: &R,
+    opts: Options,
+    cancel: &CancelToken,
+    keep_going: bool,
+) -> Partial<R::Output, R::Error> {
     let n = graph.len();
     let mut users = vec![Vec::new(); n];
     let mut pending = Vec::with_capacity(n);
@@ -155,7 +189,8 @@ pub fn run<R: NodeRunner>(
         users,
         pending,
         outputs: (0..n).map(|_| Mutex::new(None)).collect(),
-        failure: Mutex::new(None),
+        failures: Mutex::new(Vec::new()),
+        keep_going,
         cancel: cancel.clone(),
         exec: opts.jobs.map(Permits::new),
         cpu: Permits::new(opts.cpu),
@@ -169,22 +204,17 @@ pub fn run<R: NodeRunner>(
             spawn(&shared, r, scope);
         }
     });
-    if let Some(f) = shared
-        .failure
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-    {
-        return Err(Stopped::Failed(f));
+    Partial {
+        outputs: shared
+            .outputs
+            .into_iter()
+            .map(|slot| slot.into_inner().unwrap_or_else(|e| e.into_inner()))
+            .collect(),
+        failures: shared
+            .failures
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner()),
     }
-    let mut out = Vec::with_capacity(n);
-    for slot in shared.outputs {
-        match slot.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            Some(v) => out.push(v),
-            // Only a cancellation from outside leaves nodes unrun without a failure.
-            None => return Err(Stopped::Cancelled),
-        }
-    }
-    Ok(out)
 }
 
 /// Starts `id` on a thread of its own. Should the system refuse a thread,
@@ -242,11 +272,16 @@ fn step<'s, 'e, R: NodeRunner>(
     match result {
         None => {}
         Some(Err(error)) => {
-            let mut f = shared.failure.lock().unwrap_or_else(|e| e.into_inner());
-            if f.is_none() {
-                *f = Some(Failure { node: id, error });
+            let mut f = shared.failures.lock().unwrap_or_else(|e| e.into_inner());
+            if shared.keep_going {
+                f.push(Failure { node: id, error });
+            } else {
+                // The first failure wins; steps it cancels may fail too.
+                if f.is_empty() {
+                    f.push(Failure { node: id, error });
+                }
+                shared.cancel.cancel();
             }
-            shared.cancel.cancel();
         }
         Some(Ok(output)) => {
             *shared.outputs[id.0 as usize]

@@ -106,6 +106,12 @@ pub struct TargetInfo {
     pub kind: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// A Dockerfile target's Dockerfile, relative to the spec's directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<String>,
+    /// A Dockerfile target's build arguments, after `[vars]` and `--set`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, String>,
     pub tags: Vec<String>,
     pub platforms: Vec<Platform>,
     /// The graph target of each platform: the target's name when it has one

@@ -179,8 +179,14 @@ pub fn plan(spec: &Spec, map: &SourceMap, opts: &TomlPlanOptions<'_>) -> Result<
                 target,
             });
         }
+        let (dockerfile, args) = match &u.body {
+            Body::Dockerfile(d) => (Some(d.dockerfile.value.clone()), p.build_args(&d.args)),
+            Body::Inline(_) => (None, BTreeMap::new()),
+        };
         infos.push(TargetInfo {
             name: name.clone(),
+            dockerfile,
+            args,
             kind: match u.kind {
                 Kind::Stage => "stage".into(),
                 Kind::Image => "image".into(),

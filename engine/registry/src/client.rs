@@ -107,7 +107,7 @@ impl Client {
         let http = |e: ureq::Error| Error::Http {
             method: method.name(),
             url: url.to_string(),
-            message: e.to_string(),
+            source: transport(e),
         };
         macro_rules! with_headers {
             ($req:expr) => {{
@@ -421,7 +421,7 @@ impl Client {
             .map_err(|e| Error::Http {
                 method: "PUT",
                 url: put_url.clone(),
-                message: e.to_string(),
+                source: transport(e),
             })?;
         if resp.status().as_u16() != 201 {
             return Err(self.status_error(Method::Put, &put_url, resp));
@@ -455,8 +455,17 @@ fn copy_error(e: CopyError, url: &str) -> Error {
         CopyError::Read(e) | CopyError::Write(e) => Error::Http {
             method: "GET",
             url: url.to_string(),
-            message: e.to_string(),
+            source: Box::new(e),
         },
+    }
+}
+
+/// What ureq failed with, as its cause: the I/O error itself when it is
+/// one (`connection refused`, not `io: Connection refused`).
+fn transport(e: ureq::Error) -> Box<dyn std::error::Error + Send + Sync> {
+    match e {
+        ureq::Error::Io(io) => Box::new(io),
+        other => Box::new(other),
     }
 }
 

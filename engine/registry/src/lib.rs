@@ -36,11 +36,14 @@ pub const MANIFEST_ACCEPT: &[&str] = &[
 pub enum Error {
     #[error("invalid image reference `{reference}`: {reason}")]
     Reference { reference: String, reason: String },
-    #[error("{method} {url}: {message}")]
+    /// The request did not get an answer: the registry cannot be reached,
+    /// or the connection broke.
+    #[error("{method} {url}: {source}")]
     Http {
         method: &'static str,
         url: String,
-        message: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("{method} {url}: the registry answered {status}{detail}")]
     Status {
@@ -62,6 +65,18 @@ pub enum Error {
     Blob(#[from] engine_cache::BlobError),
     #[error("{0}")]
     Other(String),
+}
+
+impl Error {
+    /// Whether the request itself is at fault: a reference that does not
+    /// parse, a repository or tag the registry does not have (404). Other
+    /// failures are the registry's or the network's.
+    pub fn is_request_error(&self) -> bool {
+        matches!(
+            self,
+            Error::Reference { .. } | Error::Status { status: 404, .. }
+        )
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

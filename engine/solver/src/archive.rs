@@ -98,14 +98,14 @@ fn tar_checksum_ok(h: &[u8]) -> bool {
     sum == stored && h[0] != 0
 }
 
-pub fn extract(archive: &Path, dest: &Path, ownership: Ownership) -> Result<(), String> {
-    let r = decoder(archive)
-        .map_err(|e| e.to_string())?
-        .ok_or("not an archive")?;
+/// Unpacks `archive` (tar, possibly compressed) into `dest`, as ADD does;
+/// nothing lands outside `dest`.
+pub fn extract(archive: &Path, dest: &Path, ownership: Ownership) -> io::Result<()> {
+    let r = decoder(archive)?.ok_or_else(|| invalid("not an archive"))?;
     let mut ar = tar::Archive::new(r);
     let mut dirs = Vec::new();
-    for entry in ar.entries().map_err(|e| e.to_string())? {
-        let mut entry = entry.map_err(|e| e.to_string())?;
+    for entry in ar.entries()? {
+        let mut entry = entry?;
         // Devices, fifos and metadata-only entries (a pax global header,
         // `g`, has a path such as `/tmp/GlobalHead.0.1` but is no file) are
         // skipped before anything is made for them, as BuildKit does for ADD.
@@ -119,26 +119,22 @@ pub fn extract(archive: &Path, dest: &Path, ownership: Ownership) -> Result<(), 
         ) {
             continue;
         }
-        let raw = entry
-            .path()
-            .map_err(|e| e.to_string())?
-            .to_string_lossy()
-            .into_owned();
-        let target = resolve_in_root(dest, &raw, false).map_err(|e| e.to_string())?;
+        let raw = entry.path()?.to_string_lossy().into_owned();
+        let target = resolve_in_root(dest, &raw, false)?;
         if target == dest {
             continue;
         }
         if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            fs::create_dir_all(parent)?;
         }
         let h = entry.header().clone();
         let kind = h.entry_type();
         if let Ok(existing) = fs::symlink_metadata(&target) {
             if !(existing.is_dir() && kind.is_dir()) {
                 if existing.is_dir() {
-                    fs::remove_dir_all(&target).map_err(|e| e.to_string())?;
+                    fs::remove_dir_all(&target)?;
                 } else {
-                    fs::remove_file(&target).map_err(|e| e.to_string())?;
+                    fs::remove_file(&target)?;
                 }
             }
         }
@@ -146,34 +142,30 @@ pub fn extract(archive: &Path, dest: &Path, ownership: Ownership) -> Result<(), 
         match kind {
             tar::EntryType::Directory => {
                 if !target.is_dir() {
-                    fs::create_dir(&target).map_err(|e| e.to_string())?;
+                    fs::create_dir(&target)?;
                 }
                 dirs.push((target.clone(), h.mtime().unwrap_or(0)));
             }
             tar::EntryType::Symlink => {
                 let link = entry
-                    .link_name()
-                    .map_err(|e| e.to_string())?
-                    .ok_or("symlink without target")?;
-                std::os::unix::fs::symlink(link, &target).map_err(|e| e.to_string())?;
+                    .link_name()?
+                    .ok_or_else(|| invalid("a symlink without a target"))?;
+                std::os::unix::fs::symlink(link, &target)?;
             }
             tar::EntryType::Link => {
                 let link = entry
-                    .link_name()
-                    .map_err(|e| e.to_string())?
-                    .ok_or("hardlink without target")?;
-                let src = resolve_in_root(dest, &link.to_string_lossy(), false)
-                    .map_err(|e| e.to_string())?;
-                fs::hard_link(&src, &target).map_err(|e| e.to_string())?;
+                    .link_name()?
+                    .ok_or_else(|| invalid("a hard link without a target"))?;
+                let src = resolve_in_root(dest, &link.to_string_lossy(), false)?;
+                fs::hard_link(&src, &target)?;
                 continue;
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let mut w = fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
-                    .open(&target)
-                    .map_err(|e| e.to_string())?;
-                io::copy(&mut entry, &mut w).map_err(|e| e.to_string())?;
+                    .open(&target)?;
+                io::copy(&mut entry, &mut w)?;
             }
             // Skipped above.
             _ => continue,
@@ -194,6 +186,10 @@ pub fn extract(archive: &Path, dest: &Path, ownership: Ownership) -> Result<(), 
         let _ = filetime::set_file_times(&d, t, t);
     }
     Ok(())
+}
+
+fn invalid(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
 }
 
 /// Recreate a fifo or device node like `meta`'s.

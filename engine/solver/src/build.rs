@@ -200,15 +200,19 @@ pub fn write_rootfs_tar(
     out: impl std::io::Write,
 ) -> Result<(), StepError> {
     let snap = value.fs.clone().unwrap_or_default();
-    let guard = crate::snapshot::mount_overlay(&snap, None, state.tmp())
-        .map_err(|e| StepError::Message(format!("cannot mount the image filesystem: {e}")))?;
+    let guard = crate::snapshot::mount_overlay(&snap, None, state.tmp()).map_err(|source| {
+        StepError::Io {
+            context: "cannot mount the image filesystem".into(),
+            source,
+        }
+    })?;
     let opts = engine_layers::LayerOptions {
         source_date_epoch: None,
         compression: engine_layers::Compression::None,
         overlay_upper: false,
     };
     engine_layers::write_layer(guard.path(), out, &opts)
-        .map_err(|e| StepError::Message(format!("cannot write the filesystem: {e}")))?;
+        .map_err(|source| StepError::layer("cannot write the filesystem", source))?;
     Ok(())
 }
 
@@ -217,11 +221,9 @@ pub fn write_rootfs_dir(value: &Value, dest: &Path) -> Result<(), StepError> {
     // Replaying the layers is the merged tree: no mount and no temporary
     // tar of the whole filesystem.
     let snap = value.fs.clone().unwrap_or_default();
-    crate::snapshot::materialize(&snap, dest).map_err(|e| {
-        StepError::Message(format!(
-            "cannot write the filesystem to {}: {e}",
-            dest.display()
-        ))
+    crate::snapshot::materialize(&snap, dest).map_err(|source| StepError::Io {
+        context: format!("cannot write the filesystem to {}", dest.display()),
+        source,
     })
 }
 

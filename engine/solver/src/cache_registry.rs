@@ -15,7 +15,15 @@ use crate::cache_share::{blob_path, CACHE_REF_NAME, MAX_DOC, MEDIA_TYPE_CACHE};
 use crate::run::StepError;
 
 fn err(s: impl Into<String>) -> StepError {
-    StepError::Message(s.into())
+    StepError::Other(s.into())
+}
+
+fn registry(context: String) -> impl FnOnce(engine_registry::Error) -> StepError {
+    move |source| StepError::registry(context, source)
+}
+
+fn io_err(context: String) -> impl FnOnce(std::io::Error) -> StepError {
+    move |source| StepError::Io { context, source }
 }
 
 fn descriptor(v: &serde_json::Value) -> Option<(Digest, u64)> {
@@ -27,11 +35,12 @@ fn descriptor(v: &serde_json::Value) -> Option<(Digest, u64)> {
 
 /// Push the cache exported into `dir` (by `cache_share::export`) to `r`.
 pub fn push(client: &Client, dir: &Path, r: &Reference) -> Result<(), StepError> {
-    let index: serde_json::Value = serde_json::from_slice(
-        &fs::read(dir.join("index.json"))
-            .map_err(|e| err(format!("reading the exported cache: {e}")))?,
-    )
-    .map_err(|e| err(format!("exported cache index: {e}")))?;
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.join("index.json")).map_err(io_err(format!(
+            "reading the exported cache in {}",
+            dir.display()
+        )))?)
+        .map_err(|e| err(format!("exported cache index: {e}")))?;
     let entry = index
         .get("manifests")
         .and_then(|m| m.as_array())
@@ -45,7 +54,7 @@ pub fn push(client: &Client, dir: &Path, r: &Reference) -> Result<(), StepError>
     let (manifest_digest, _) =
         descriptor(entry).ok_or_else(|| err("bad manifest descriptor in the exported cache"))?;
     let manifest_bytes = fs::read(blob_path(dir, &manifest_digest))
-        .map_err(|e| err(format!("reading the cache manifest: {e}")))?;
+        .map_err(io_err("reading the cache manifest".into()))?;
     let manifest: serde_json::Value =
         serde_json::from_slice(&manifest_bytes).map_err(|e| err(format!("cache manifest: {e}")))?;
     let mut blobs = Vec::new();
@@ -53,15 +62,15 @@ pub fn push(client: &Client, dir: &Path, r: &Reference) -> Result<(), StepError>
     if let Some(layers) = manifest.get("layers").and_then(|l| l.as_array()) {
         blobs.extend(layers.iter().filter_map(descriptor));
     }
-    let fail = |e: engine_registry::Error| err(format!("pushing the cache to `{r}`: {e}"));
+    let fail = || registry(format!("pushing the cache to `{r}`"));
     for (d, size) in blobs {
         let mut f = fs::File::open(blob_path(dir, &d))
-            .map_err(|e| err(format!("reading cache blob {d}: {e}")))?;
-        client.push_blob(r, &d, size, &mut f).map_err(fail)?;
+            .map_err(io_err(format!("reading cache blob {d}")))?;
+        client.push_blob(r, &d, size, &mut f).map_err(fail())?;
     }
     client
         .push_manifest(r, &media_type, &manifest_bytes)
-        .map_err(fail)?;
+        .map_err(fail())?;
     Ok(())
 }
 
@@ -72,7 +81,7 @@ pub fn fetch(client: &Client, r: &Reference, dir: &Path) -> Result<bool, StepErr
     let fetched = match client.manifest(r) {
         Ok(f) => f,
         Err(engine_registry::Error::Status { status: 404, .. }) => return Ok(false),
-        Err(e) => return Err(err(format!("reading the cache `{r}`: {e}"))),
+        Err(e) => return Err(registry(format!("reading the cache `{r}`"))(e)),
     };
     let manifest: serde_json::Value = serde_json::from_slice(&fetched.bytes)
         .map_err(|e| err(format!("cache manifest of `{r}`: {e}")))?;
@@ -93,8 +102,8 @@ pub fn fetch(client: &Client, r: &Reference, dir: &Path) -> Result<bool, StepErr
     };
     let records = client
         .blob_bytes(r, &config_digest, config_size, cap)
-        .map_err(|e| err(format!("reading the cache `{r}`: {e}")))?;
-    let io = |e: std::io::Error| err(format!("writing {}: {e}", dir.display()));
+        .map_err(registry(format!("reading the cache `{r}`")))?;
+    let io = |e: std::io::Error| io_err(format!("writing {}", dir.display()))(e);
     let manifest_path = blob_path(dir, &fetched.digest);
     fs::create_dir_all(manifest_path.parent().expect("blob paths have a parent")).map_err(io)?;
     fs::write(manifest_path, &fetched.bytes).map_err(io)?;

@@ -50,7 +50,7 @@ pub enum ExportMode {
 }
 
 fn err(s: impl Into<String>) -> StepError {
-    StepError::Message(s.into())
+    StepError::Other(s.into())
 }
 
 fn ioe(what: &str, p: &Path) -> impl FnOnce(io::Error) -> StepError {
@@ -280,10 +280,7 @@ fn import_blob(
 }
 
 fn apply_blob(state: &StateDir, b: &LayerRef, fs_dir: &Path) -> Result<(), StepError> {
-    let f = state
-        .blobs
-        .open_blob(&b.digest)
-        .map_err(|e| err(e.to_string()))?;
+    let f = state.blobs.open_blob(&b.digest)?;
     engine_layers::apply_layer_with(
         fs_dir,
         io::BufReader::new(f),
@@ -294,7 +291,7 @@ fn apply_blob(state: &StateDir, b: &LayerRef, fs_dir: &Path) -> Result<(), StepE
             ..Default::default()
         },
     )
-    .map_err(|e| err(format!("cannot apply layer {}: {e}", b.digest)))?;
+    .map_err(|source| StepError::layer(format!("cannot apply layer {}", b.digest), source))?;
     Ok(())
 }
 
@@ -469,7 +466,7 @@ fn copy_blob_atomic(state: &StateDir, d: &Digest, dest: &Path) -> Result<(), Ste
         .prefix(".tmp-")
         .tempfile_in(parent)
         .map_err(ioe("creating a temp file in", parent))?;
-    let mut src = state.blobs.open_blob(d).map_err(|e| err(e.to_string()))?;
+    let mut src = state.blobs.open_blob(d)?;
     let mut hasher = HashingWriter {
         inner: t.as_file_mut(),
         hasher: <sha2_shim::Sha256 as sha2_shim::Digest>::new(),

@@ -62,10 +62,7 @@ pub fn copy_or_defer(req: &CopyRequest<'_>) -> Result<Option<DeferredDir>, CopyE
 }
 
 fn excludes_of(a: &CopyAction) -> Result<IgnorePatterns, CopyError> {
-    IgnorePatterns::from_patterns(&a.excludes).map_err(|e| CopyError::Archive {
-        path: "--exclude".into(),
-        message: e.to_string(),
-    })
+    Ok(IgnorePatterns::from_patterns(&a.excludes)?)
 }
 
 fn copy_inner(req: &CopyRequest<'_>, defer: bool) -> Result<Option<DeferredDir>, CopyError> {
@@ -114,10 +111,10 @@ fn copy_inner(req: &CopyRequest<'_>, defer: bool) -> Result<Option<DeferredDir>,
             ctx.copy_dir_contents(&m.path, &dir, "")?;
         } else if req.unpack && meta.is_file() && crate::archive::is_archive(&m.path) {
             let dir = ctx.ensure_dir(&dest)?;
-            crate::archive::extract(&m.path, &dir, req.ownership).map_err(|message| {
+            crate::archive::extract(&m.path, &dir, req.ownership).map_err(|source| {
                 CopyError::Archive {
                     path: m.rel.clone(),
-                    message,
+                    source,
                 }
             })?;
         } else {

@@ -56,7 +56,7 @@ pub fn layer_tag(s: LayerSettings) -> String {
 }
 
 fn cache_err(e: engine_cache::CacheError) -> StepError {
-    StepError::Message(format!("cache: {e}"))
+    e.into()
 }
 
 /// The blob of one step layer, written on first use and remembered by the
@@ -90,20 +90,23 @@ pub(crate) fn step_blob(
     }
     // Collection must not take the blob between its commit and the lease.
     let _using = store.using().map_err(cache_err)?;
-    let mut w = state
-        .blobs
-        .writer()
-        .map_err(|e| StepError::Message(e.to_string()))?;
+    let mut w = state.blobs.writer()?;
     let opts = LayerOptions {
         source_date_epoch: s.source_date_epoch,
         compression: s.compression,
         overlay_upper: true,
     };
     // The store's writer hashes the blob; the layer writer only the tar.
-    let (diff_id, _) = engine_layers::write_layer_unhashed(&layer.dir, &mut w, &opts)
-        .map_err(|e| StepError::Message(format!("cannot write layer: {e}")))?;
+    let (diff_id, _) =
+        engine_layers::write_layer_unhashed(&layer.dir, &mut w, &opts).map_err(|source| {
+            StepError::layer(
+                format!("cannot write the layer of {}", layer.dir.display()),
+                source,
+            )
+        })?;
     let (digest, size) = store.commit_blob(w).map_err(cache_err)?;
-    let diff_id = Digest::parse(&diff_id).map_err(|e| StepError::Message(e.to_string()))?;
+    let diff_id = Digest::parse(&diff_id)
+        .map_err(|e| StepError::Other(format!("the layer writer's diff id: {e}")))?;
     let blob = LayerBlob {
         digest,
         diff_id,

@@ -23,7 +23,7 @@ pub const NOT_ALLOWED_NETWORK_HOST: &str =
 pub const NOT_ALLOWED_INSECURE: &str =
     "RUN --security=insecure is not allowed: the security.insecure entitlement is not granted (pass --allow security.insecure)";
 
-use crate::copy::{self, CopyRequest, Ownership};
+use crate::copy::{self, CopyError, CopyRequest, Ownership};
 use crate::fsutil::resolve_in_root;
 use crate::image_config;
 use crate::progress::{Event, Progress, Status};
@@ -94,22 +94,172 @@ impl Entitlements {
     }
 }
 
+/// Why a step failed; [`StepError::fault`] says whose failure it is.
+///
+/// A message ends with its source's (`{context}: {source}`), so that it
+/// reads whole on one line; `source()` gives the cause itself, for those
+/// that print the chain (the binary's `Caused by:` lines).
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
+    /// A RUN step's process exited non-zero.
     #[error("process \"{command}\" did not complete successfully: exit code: {code}")]
     Exit {
         command: String,
         code: i32,
         tail: Vec<String>,
     },
+    /// COPY or ADD: a source that is not there, a pattern that matches
+    /// nothing, an archive that cannot be unpacked; or host I/O.
+    #[error(transparent)]
+    Copy(#[from] CopyError),
+    /// The step cannot be done as written: a file in the way of a
+    /// directory, a user or group the image does not have.
     #[error("{0}")]
-    Message(String),
+    Invalid(String),
+    /// `--chown`, `USER` or `WORKDIR` names an owner that cannot be used.
+    #[error(transparent)]
+    Owner(Box<engine_sandbox::Error>),
+    /// What the build was given does not serve the step: a context of the
+    /// wrong kind, a required secret that was not given, an entitlement
+    /// not granted, a bad `.dockerignore`.
+    #[error("{0}")]
+    Input(String),
+    /// A base image from an OCI layout given as a build context cannot be
+    /// used.
+    #[error("cannot read OCI layout `{}`: {source}", path.display())]
+    Layout {
+        path: PathBuf,
+        #[source]
+        source: Box<engine_export::Error>,
+    },
+    /// A base image's config cannot be read.
+    #[error("invalid image config: {0}")]
+    BadImage(String),
+    /// A registry failed: a base image pull, a cache push or fetch.
     #[error("{context}: {source}")]
-    Io { context: String, source: io::Error },
+    Registry {
+        context: String,
+        #[source]
+        source: Box<engine_registry::Error>,
+    },
+    /// The image a registry pull left in the cache cannot be read.
+    #[error("cannot read the pulled image at `{}`: {source}", path.display())]
+    Pulled {
+        path: PathBuf,
+        #[source]
+        source: Box<engine_export::Error>,
+    },
+    /// A layer blob cannot be unpacked or written.
+    #[error("{context}: {source}")]
+    Layer {
+        context: String,
+        #[source]
+        source: Box<engine_layers::Error>,
+    },
+    /// The cache index or snapshots failed.
+    #[error("cache: {0}")]
+    Cache(#[source] Box<engine_cache::CacheError>),
+    /// The blob store failed.
+    #[error("blob store: {0}")]
+    Blob(#[source] Box<engine_cache::BlobError>),
+    /// The sandbox could not run the step, or stopped it at a limit.
+    #[error("cannot run step: {0}")]
+    Sandbox(#[source] Box<engine_sandbox::Error>),
+    /// The step is for a platform this host cannot execute (no emulation).
+    #[error("{0}")]
+    Emulation(String),
+    /// Host I/O (mounts, snapshots, scratch directories).
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    /// Anything else of the machinery, said in words (not typed yet).
+    #[error("{0}")]
+    Other(String),
 }
 
-fn msg(s: impl Into<String>) -> StepError {
-    StepError::Message(s.into())
+/// Whose failure a [`StepError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The step itself failed: a RUN exited non-zero, a COPY source is
+    /// missing, the step ran into its limits.
+    Step,
+    /// What the build was given: a missing secret, a context of the wrong
+    /// kind, an image name the registry does not know.
+    Input,
+    /// The machinery: a registry, the sandbox's setup, cache or host I/O.
+    Infrastructure,
+}
+
+// Sources are boxed: a failed build carries its `StepError` up through
+// every caller, which should stay small.
+impl From<engine_cache::CacheError> for StepError {
+    fn from(e: engine_cache::CacheError) -> Self {
+        StepError::Cache(Box::new(e))
+    }
+}
+
+impl From<engine_cache::BlobError> for StepError {
+    fn from(e: engine_cache::BlobError) -> Self {
+        StepError::Blob(Box::new(e))
+    }
+}
+
+impl StepError {
+    /// A registry's failure, said with what was being done.
+    pub fn registry(context: impl Into<String>, source: engine_registry::Error) -> Self {
+        StepError::Registry {
+            context: context.into(),
+            source: Box::new(source),
+        }
+    }
+
+    /// A layer blob that cannot be unpacked or written.
+    pub fn layer(context: impl Into<String>, source: engine_layers::Error) -> Self {
+        StepError::Layer {
+            context: context.into(),
+            source: Box::new(source),
+        }
+    }
+
+    pub fn fault(&self) -> Fault {
+        use engine_sandbox::Error as S;
+        match self {
+            StepError::Exit { .. } | StepError::Invalid(_) | StepError::Owner(_) => Fault::Step,
+            StepError::Copy(e) if e.is_io() => Fault::Infrastructure,
+            StepError::Copy(_) => Fault::Step,
+            StepError::Sandbox(e)
+                if matches!(
+                    **e,
+                    S::PidsLimit(_)
+                        | S::MemoryLimit(_)
+                        | S::UserNotFound(_)
+                        | S::GroupNotFound(_)
+                        | S::InvalidUser { .. }
+                        | S::Cancelled
+                ) =>
+            {
+                Fault::Step
+            }
+            StepError::Input(_) | StepError::Layout { .. } | StepError::BadImage(_) => Fault::Input,
+            StepError::Registry { source, .. } if source.is_request_error() => Fault::Input,
+            StepError::Registry { .. }
+            | StepError::Pulled { .. }
+            | StepError::Layer { .. }
+            | StepError::Cache(_)
+            | StepError::Blob(_)
+            | StepError::Sandbox(_)
+            | StepError::Emulation(_)
+            | StepError::Io { .. }
+            | StepError::Other(_) => Fault::Infrastructure,
+        }
+    }
+}
+
+fn input(s: impl Into<String>) -> StepError {
+    StepError::Input(s.into())
 }
 
 fn ioe(context: impl Into<String>) -> impl FnOnce(io::Error) -> StepError {
@@ -180,7 +330,7 @@ fn key_of(op: &Op, inputs: &[Value], extra: &[&str]) -> String {
 }
 
 fn cache_err(e: engine_cache::CacheError) -> StepError {
-    StepError::Message(format!("cache: {e}"))
+    e.into()
 }
 
 /// Whether a step shows up in progress (sources and config bookkeeping do not).
@@ -266,12 +416,12 @@ impl Runner<'_> {
             }),
             Op::Source(Source::Local { name, excludes }) => {
                 let Some(ContextSource::Dir(path)) = self.opts.contexts.get(name) else {
-                    return Err(msg(format!(
+                    return Err(input(format!(
                         "build context `{name}` was not given as a directory"
                     )));
                 };
-                let ignore =
-                    IgnorePatterns::from_patterns(excludes).map_err(|e| msg(e.to_string()))?;
+                let ignore = IgnorePatterns::from_patterns(excludes)
+                    .map_err(|e| input(format!(".dockerignore: {e}")))?;
                 Ok(Value {
                     key: key_of(op, &[], &[]),
                     local: Some(Arc::new(LocalDir {
@@ -324,7 +474,8 @@ impl Runner<'_> {
         digest: Option<&str>,
         platform: &Platform,
     ) -> Result<Value, StepError> {
-        let mut r = engine_registry::Reference::parse(reference).map_err(|e| msg(e.to_string()))?;
+        let pull_err = |source| StepError::registry(format!("cannot pull `{reference}`"), source);
+        let mut r = engine_registry::Reference::parse(reference).map_err(pull_err)?;
         if let Some(d) = digest {
             r = r.with_digest(d);
         }
@@ -336,7 +487,7 @@ impl Runner<'_> {
                 &self.state.blobs,
                 &self.state.root.join("pulls"),
             )
-            .map_err(|e| msg(format!("pulling `{reference}`: {e}")))
+            .map_err(pull_err)
         };
         let pulled = pull()?;
         let refetch = || pull().map(|_| ());
@@ -352,7 +503,7 @@ impl Runner<'_> {
     ) -> Result<Value, StepError> {
         let Some(ContextSource::Layout { path, reference }) = self.opts.contexts.get(context)
         else {
-            return Err(msg(format!(
+            return Err(input(format!(
                 "build context `{context}` is not an oci-layout:// context"
             )));
         };
@@ -371,15 +522,27 @@ impl Runner<'_> {
         platform: &Platform,
         refetch: Option<&dyn Fn() -> Result<(), StepError>>,
     ) -> Result<Value, StepError> {
-        let resolved = engine_export::open_oci_layout(path, reference, platform)
-            .map_err(|e| msg(format!("cannot read OCI layout `{}`: {e}", path.display())))?;
+        // A layout a registry pull left in the cache, or one the user gave.
+        let layout_err = |source| match refetch {
+            Some(_) => StepError::Pulled {
+                path: path.to_path_buf(),
+                source: Box::new(source),
+            },
+            None => StepError::Layout {
+                path: path.to_path_buf(),
+                source: Box::new(source),
+            },
+        };
+        let resolved =
+            engine_export::open_oci_layout(path, reference, platform).map_err(layout_err)?;
         let key = key_of(
             op,
             &[],
             &[&resolved.manifest_digest.to_string(), &platform.to_string()],
         );
-        let config = image_config::from_json(&resolved.config_bytes).map_err(msg)?;
-        let blobs = resolved.layer_blobs().map_err(|e| msg(e.to_string()))?;
+        let config =
+            image_config::from_json(&resolved.config_bytes).map_err(StepError::BadImage)?;
+        let blobs = resolved.layer_blobs().map_err(layout_err)?;
         let store = &self.state.store;
         let dir = self.state.snapshot_dir(&key);
         // Only --no-cache re-imports a base image: one source node serves
@@ -405,7 +568,7 @@ impl Runner<'_> {
                 Some(refetch) => refetch()?,
                 None => {
                     engine_export::import_blobs(&resolved, path, &self.state.blobs)
-                        .map_err(|e| msg(e.to_string()))?;
+                        .map_err(layout_err)?;
                 }
             }
             let mut items: Vec<LeaseItem> =
@@ -415,7 +578,7 @@ impl Runner<'_> {
                 store
                     .session()
                     .add(i)
-                    .map_err(|e| msg(format!("cache: writing lease: {e}")))?;
+                    .map_err(ioe("cache: writing the build's lease"))?;
             }
         }
         let mut record = self.record(id, &key, Kind::Source);
@@ -436,18 +599,16 @@ impl Runner<'_> {
             let fs_dir = staging.join("fs");
             fs::create_dir_all(&fs_dir).map_err(ioe("creating snapshot"))?;
             for b in &blobs {
-                let f = self
-                    .state
-                    .blobs
-                    .open_blob(&b.digest)
-                    .map_err(|e| msg(e.to_string()))?;
+                let f = self.state.blobs.open_blob(&b.digest)?;
                 let r = engine_layers::apply_layer_verified(
                     &fs_dir,
                     f,
                     &b.digest.to_string(),
                     Some(&b.diff_id.to_string()),
                 )
-                .map_err(|e| msg(format!("cannot unpack layer {}: {e}", b.digest)));
+                .map_err(|source| {
+                    StepError::layer(format!("cannot unpack layer {}", b.digest), source)
+                });
                 if let Err(e) = r {
                     let _ = engine_cache::sweep::remove_tree(&staging);
                     return Err(e);
@@ -549,8 +710,7 @@ impl Runner<'_> {
                                 Some(&l.ignore),
                                 &c.sources,
                                 Some(self.state.store.file_memo()),
-                            )
-                            .map_err(|e| msg(e.to_string()))?;
+                            )?;
                             warn(&s.sockets);
                             extra.push(s.hash);
                         }
@@ -566,8 +726,7 @@ impl Runner<'_> {
                                 Some(&l.ignore),
                                 std::slice::from_ref(source),
                                 Some(self.state.store.file_memo()),
-                            )
-                            .map_err(|e| msg(e.to_string()))?;
+                            )?;
                             warn(&s.sockets);
                             extra.push(s.hash);
                             if !l.ignore.is_empty() {
@@ -713,7 +872,8 @@ impl Runner<'_> {
         use engine_sandbox::{Mount as SMount, MountKind as SKind, Network, Rootfs, RunSpec};
         // A step for a platform this host cannot execute (no QEMU handler):
         // say what to install, before mounting anything.
-        engine_sandbox::emulation::check_can_execute(&e.platform.architecture).map_err(msg)?;
+        engine_sandbox::emulation::check_can_execute(&e.platform.architecture)
+            .map_err(StepError::Emulation)?;
         let tmp = self.state.tmp().to_path_buf();
         let mut guards = Vec::new();
         let mut scratch = Vec::new();
@@ -725,7 +885,7 @@ impl Runner<'_> {
                 MountKind::Bind { input, source } => {
                     let v = inputs
                         .get(*input)
-                        .ok_or_else(|| msg("mount input missing"))?;
+                        .ok_or_else(|| StepError::Other("mount input missing".into()))?;
                     // The source is always mounted read-only from its origin;
                     // a writable bind (`rw`) gets a throw-away overlay, so
                     // writes never reach the context or a snapshot. A
@@ -814,7 +974,7 @@ impl Runner<'_> {
                     };
                     let Some(value) = value else {
                         if *required {
-                            return Err(msg(format!(
+                            return Err(input(format!(
                                 "secret `{sid}` is required but was not given with --secret"
                             )));
                         }
@@ -846,7 +1006,7 @@ impl Runner<'_> {
                     id: sid, required, ..
                 } => {
                     if *required {
-                        return Err(msg(format!(
+                        return Err(input(format!(
                             "ssh agent `{sid}` is required but ssh forwarding is not supported"
                         )));
                     }
@@ -881,12 +1041,12 @@ impl Runner<'_> {
             NetworkMode::None => Network::None,
             NetworkMode::Default => Network::Private,
             NetworkMode::Host if self.opts.entitlements.network_host => Network::Host,
-            NetworkMode::Host => return Err(msg(NOT_ALLOWED_NETWORK_HOST)),
+            NetworkMode::Host => return Err(input(NOT_ALLOWED_NETWORK_HOST)),
         };
         spec.insecure = match e.security {
             SecurityMode::Sandbox => false,
             SecurityMode::Insecure if self.opts.entitlements.security_insecure => true,
-            SecurityMode::Insecure => return Err(msg(NOT_ALLOWED_INSECURE)),
+            SecurityMode::Insecure => return Err(input(NOT_ALLOWED_INSECURE)),
         };
         spec.limits = self.opts.limits;
         spec.mounts = mounts;
@@ -907,7 +1067,7 @@ impl Runner<'_> {
         out.flush_rest();
         err.flush_rest();
         drop(guards);
-        let status = status.map_err(|e| msg(format!("cannot run step: {e}")))?;
+        let status = status.map_err(|e| StepError::Sandbox(Box::new(e)))?;
         if let (Some(view), true) = (copied, status.success()) {
             view.finish().map_err(ioe("recording the step's changes"))?;
         } else if status.success() {
@@ -954,7 +1114,7 @@ impl Runner<'_> {
                 FileAction::Copy(c) => {
                     let src = inputs
                         .get(c.src_input)
-                        .ok_or_else(|| msg("copy source missing"))?;
+                        .ok_or_else(|| StepError::Other("copy source missing".into()))?;
                     let (src_root, ignore, ownership) = if let Some(l) = &src.local {
                         (l.path.clone(), Some(&l.ignore), Ownership::Root)
                     } else {
@@ -984,13 +1144,11 @@ impl Runner<'_> {
                         unpack: c.unpack_archives,
                     };
                     if may_defer && i == last {
-                        if let Some(d) =
-                            copy::copy_or_defer(&req).map_err(|e| msg(e.to_string()))?
-                        {
+                        if let Some(d) = copy::copy_or_defer(&req)? {
                             deferred = Some((d, c, src_root, ignore, ownership));
                         }
                     } else {
-                        copy::copy(&req).map_err(|e| msg(e.to_string()))?;
+                        copy::copy(&req)?;
                     }
                 }
                 FileAction::Mkdir {
@@ -1065,8 +1223,7 @@ impl Runner<'_> {
             ownership,
             unpack: c.unpack_archives,
         };
-        let manifest = copy::copy_deferred(&req, &d, previous, Some(self.state.store.file_memo()))
-            .map_err(|e| msg(e.to_string()))?;
+        let manifest = copy::copy_deferred(&req, &d, previous, Some(self.state.store.file_memo()))?;
         drop(source_mounts);
         Ok(Some(manifest))
     }
@@ -1084,7 +1241,7 @@ fn resolve_owner(root: &Path, owner: &engine_ir::Chown) -> Result<(u32, u32), St
                 Ok(gid) => Ok((uid, gid)),
                 Err(_) => {
                     let u = engine_sandbox::resolve_user(root, &format!("{uid}:{g}"))
-                        .map_err(|e| msg(e.to_string()))?;
+                        .map_err(|e| StepError::Owner(Box::new(e)))?;
                     Ok((uid, u.gid))
                 }
             },
@@ -1094,7 +1251,7 @@ fn resolve_owner(root: &Path, owner: &engine_ir::Chown) -> Result<(u32, u32), St
         Some(g) => format!("{}:{g}", owner.user),
         None => owner.user.clone(),
     };
-    let u = engine_sandbox::resolve_user(root, &spec).map_err(|e| msg(e.to_string()))?;
+    let u = engine_sandbox::resolve_user(root, &spec).map_err(|e| StepError::Owner(Box::new(e)))?;
     Ok((u.uid, u.gid))
 }
 
@@ -1119,7 +1276,7 @@ fn resolve_workdir_owner(root: &Path, owner: &engine_ir::Chown) -> Result<(u32, 
         None => match engine_sandbox::resolve_user(root, &owner.user) {
             Ok(u) => (u.uid, u.gid),
             Err(engine_sandbox::Error::UserNotFound(_)) => (0, 0),
-            Err(e) => return Err(msg(e.to_string())),
+            Err(e) => return Err(StepError::Owner(Box::new(e))),
         },
     };
     if let Some(g) = &owner.group {
@@ -1129,7 +1286,7 @@ fn resolve_workdir_owner(root: &Path, owner: &engine_ir::Chown) -> Result<(u32, 
             None => match engine_sandbox::resolve_user(root, &format!("0:{g}")) {
                 Ok(u) => gid = u.gid,
                 Err(engine_sandbox::Error::GroupNotFound(_)) => {}
-                Err(e) => return Err(msg(e.to_string())),
+                Err(e) => return Err(StepError::Owner(Box::new(e))),
             },
         }
     }
@@ -1145,7 +1302,7 @@ fn mkdir_p(root: &Path, path: &str, mode: u32, uid: u32, gid: u32) -> Result<(),
         match fs::symlink_metadata(&p) {
             Ok(m) if m.is_dir() => continue,
             Ok(_) => {
-                return Err(msg(format!(
+                return Err(StepError::Invalid(format!(
                     "cannot create directory {built}: a file is in the way"
                 )))
             }

@@ -21,9 +21,27 @@ pub enum CopyError {
     #[error("when using COPY with more than one source file, the destination must be a directory and end with a /")]
     NeedsDirDest,
     #[error("cannot copy to `{path}`: {source}")]
-    Io { path: String, source: io::Error },
-    #[error("cannot extract `{path}`: {message}")]
-    Archive { path: String, message: String },
+    Io {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot extract `{path}`: {source}")]
+    Archive {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("COPY --exclude: {0}")]
+    Exclude(#[from] engine_ir::ignore::IgnoreError),
+}
+
+impl CopyError {
+    /// Whether the copy failed on the host (I/O), not because of what the
+    /// step asks for (a source that is not there, a bad pattern or archive).
+    pub fn is_io(&self) -> bool {
+        matches!(self, CopyError::Io { .. })
+    }
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CopyError + '_ {

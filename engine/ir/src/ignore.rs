@@ -28,7 +28,10 @@
 //! limit).
 
 mod gopath;
-mod regex;
+/// Public for the fuzz target that compares it with the `regex` crate
+/// (frontends/fuzz/fuzz_targets/go_regex.rs); not an API.
+#[doc(hidden)]
+pub mod regex;
 
 use serde::{Deserialize, Serialize};
 

@@ -58,7 +58,7 @@ enum Inst {
 
 /// A compiled expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Regex {
+pub struct Regex {
     prog: Vec<Inst>,
     classes: Vec<Vec<(u32, u32)>>,
     /// For small programs without word-boundary tests: the epsilon closure
@@ -643,7 +643,7 @@ impl Compiler {
 }
 
 /// Compile a Go regular expression (Perl flags, as `regexp.Compile`).
-pub(super) fn compile(expr: &str) -> Result<Regex, String> {
+pub fn compile(expr: &str) -> Result<Regex, String> {
     let node = Parser {
         t: expr.chars().collect(),
         i: 0,
@@ -718,7 +718,7 @@ struct Context {
 impl Regex {
     /// Whether the expression matches anywhere in `text` (Go's
     /// `MatchString`; anchors are explicit in the expression).
-    pub(super) fn is_match(&self, text: &str) -> bool {
+    pub fn is_match(&self, text: &str) -> bool {
         if let Some(closures) = &self.closures {
             return self.is_match_small(closures, text);
         }

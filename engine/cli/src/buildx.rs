@@ -85,10 +85,10 @@ pub fn load(
     opts: &engine_export::ExportOptions,
     quiet: bool,
 ) -> Result<engine_export::ExportResult, Failure> {
-    let daemon = daemon.ok_or_else(|| Failure::msg("--load: no docker daemon was checked"))?;
+    let daemon = daemon.ok_or_else(|| Failure::infra("--load: no docker daemon was checked"))?;
     let (result, loaded) = daemon.load(|w| {
         engine_export::write_docker_archive(image, store, w, opts)
-            .map_err(|e| Failure::msg(format!("--load: {e}")))
+            .map_err(|e| Failure::infra("--load: cannot write the image").caused_by(&e))
     })?;
     if !quiet {
         let what = if loaded.is_empty() {
@@ -209,6 +209,15 @@ pub fn decorations(args: &BuildArgs) -> Result<Decorations, Failure> {
     Ok(d)
 }
 
+/// Why an image could not be assembled for export.
+#[derive(Debug, thiserror::Error)]
+pub enum AssembleError {
+    #[error("cannot assemble the image")]
+    Image(#[source] engine_solver::run::StepError),
+    #[error("cannot add --label to the image config")]
+    Labels(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
 /// `engine_solver::image::assemble`, then `--label` and `--annotation`.
 pub fn assemble(
     d: &Decorations,
@@ -216,21 +225,22 @@ pub fn assemble(
     value: &engine_solver::run::Value,
     platform: &engine_ir::Platform,
     settings: engine_solver::image::LayerSettings,
-) -> Result<engine_export::ImageToExport, String> {
+) -> Result<engine_export::ImageToExport, AssembleError> {
     let mut image = engine_solver::image::assemble(state, value, platform, settings)
-        .map_err(|e| e.to_string())?;
+        .map_err(AssembleError::Image)?;
     if !d.labels.is_empty() {
-        let bytes = image.config_bytes().map_err(|e| e.to_string())?;
+        let labels_err = |e: Box<dyn std::error::Error + Send + Sync>| AssembleError::Labels(e);
+        let bytes = image.config_bytes().map_err(|e| labels_err(Box::new(e)))?;
         let mut config: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| format!("image config: {e}"))?;
+            serde_json::from_slice(&bytes).map_err(|e| labels_err(Box::new(e)))?;
         let obj = config
             .as_object_mut()
-            .ok_or("image config is not a json object")?;
+            .ok_or_else(|| labels_err("the image config is not a json object".into()))?;
         let runtime = obj
             .entry("config")
             .or_insert_with(|| serde_json::json!({}))
             .as_object_mut()
-            .ok_or("image config `config` is not a json object")?;
+            .ok_or_else(|| labels_err("the image config's `config` is not a json object".into()))?;
         let labels = runtime
             .entry("Labels")
             .or_insert_with(|| serde_json::json!({}));

@@ -78,13 +78,11 @@ impl Daemon {
             } else {
                 NO_DAEMON_HINT
             };
-            Failure::hint(
-                format!(
-                    "--load: cannot connect to the docker daemon at {}: {reason}",
-                    self.shown()
-                ),
-                hint,
-            )
+            Failure::infra(format!(
+                "--load: cannot connect to the docker daemon at {}: {reason}",
+                self.shown()
+            ))
+            .with_hint(hint)
         })
     }
 
@@ -93,13 +91,11 @@ impl Daemon {
     pub fn ping(&self) -> Result<(), Failure> {
         let stream = self.connect()?;
         let fail = |e: String| {
-            Failure::hint(
-                format!(
-                    "--load: the docker daemon at {} does not answer: {e}",
-                    self.shown()
-                ),
-                NO_DAEMON_HINT,
-            )
+            Failure::infra(format!(
+                "--load: the docker daemon at {} does not answer: {e}",
+                self.shown()
+            ))
+            .with_hint(NO_DAEMON_HINT)
         };
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
@@ -122,10 +118,11 @@ impl Daemon {
     ) -> Result<(R, Vec<String>), Failure> {
         let stream = self.connect()?;
         let io = |e: std::io::Error| {
-            Failure::msg(format!(
-                "--load: sending the image to the docker daemon at {}: {e}",
+            Failure::infra(format!(
+                "--load: cannot send the image to the docker daemon at {}",
                 self.shown()
             ))
+            .caused_by(&e)
         };
         (&stream)
             .write_all(
@@ -162,7 +159,7 @@ impl Daemon {
         };
         (&stream).write_all(b"0\r\n\r\n").map_err(io)?;
         let answer = read_answer(&stream).map_err(|e| {
-            Failure::msg(format!(
+            Failure::infra(format!(
                 "--load: reading the docker daemon's answer from {}: {e}",
                 self.shown()
             ))
@@ -174,7 +171,7 @@ impl Daemon {
     }
 
     fn refused(&self, message: &str) -> Failure {
-        Failure::msg(format!(
+        Failure::infra(format!(
             "--load: the docker daemon at {} refused the image: {}",
             self.shown(),
             message.trim()

@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod diagnostic;
 mod docker;
+mod failure;
 mod metadata;
 mod multiplatform;
 mod outputs;
@@ -19,33 +20,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// An error already shaped for the user.
-#[derive(Debug)]
-pub enum Failure {
-    /// Rendered text, printed as is (frontend errors with source snippets).
-    Rendered(String),
-    /// A plain message, printed as `error: MESSAGE` with optional hint.
-    Message {
-        message: String,
-        hint: Option<String>,
-    },
-}
-
-impl Failure {
-    pub fn msg(message: impl Into<String>) -> Self {
-        Failure::Message {
-            message: message.into(),
-            hint: None,
-        }
-    }
-
-    pub fn hint(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        Failure::Message {
-            message: message.into(),
-            hint: Some(hint.into()),
-        }
-    }
-}
+pub use failure::{Failure, Kind};
 
 fn main() -> ExitCode {
     // Must come first: a sandbox helper re-executes this binary.
@@ -59,16 +34,9 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Rendered(text)) => {
-            eprint!("{text}");
-            ExitCode::from(1)
-        }
-        Err(Failure::Message { message, hint }) => {
-            eprintln!("error: {message}");
-            if let Some(h) = hint {
-                eprintln!("  help: {h}");
-            }
-            ExitCode::from(1)
+        Err(f) => {
+            eprint!("{}", f.render());
+            ExitCode::from(f.kind().exit_code())
         }
     }
 }

@@ -128,8 +128,9 @@ pub fn document(reports: &Reports, keyed: bool) -> Value {
 /// Write `value` to `path` as indented JSON, atomically (a temporary file
 /// beside it, renamed into place), as buildx does.
 pub fn write_json(path: &Path, value: &Value, flag: &str) -> Result<(), Failure> {
-    let fail =
-        |e: std::io::Error| Failure::msg(format!("cannot write {flag} `{}`: {e}", path.display()));
+    let fail = |e: std::io::Error| {
+        Failure::infra(format!("cannot write {flag} `{}`", path.display())).caused_by(&e)
+    };
     let parent = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -179,7 +180,7 @@ pub fn print_quiet(reports: &Reports, several: bool) -> Result<(), Failure> {
     }
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
-        .map_err(|e| Failure::msg(format!("cannot write to standard output: {e}")))
+        .map_err(|e| Failure::infra("cannot write to standard output").caused_by(&e))
 }
 
 #[cfg(test)]

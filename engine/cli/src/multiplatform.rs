@@ -67,9 +67,8 @@ mod tests {
         let oci = crate::outputs::parse("type=oci,dest=a.tar").unwrap();
         let two = unit(&["linux/amd64", "linux/arm64"]);
         let e = check_outputs(&two, &[oci.clone(), docker.clone()], false);
-        let Err(Failure::Message { message, hint }) = e else {
-            panic!("refused")
-        };
+        let Err(f) = e else { panic!("refused") };
+        let (message, hint) = (f.message().unwrap_or_default(), f.help());
         assert!(
             message.contains("type=docker) takes one platform"),
             "{message}"

@@ -217,12 +217,10 @@ mod tests {
         assert!(parse("type=oci").is_err());
         // a missing or empty dest fails at once, with an example to copy
         let hint_of = |spec: &str| match parse(spec) {
-            Err(Failure::Message {
-                message,
-                hint: Some(h),
-            }) => {
+            Err(f) if f.help().is_some() => {
+                let message = f.message().unwrap_or_default();
                 assert!(message.contains("has no destination"), "{spec}: {message}");
-                h
+                f.help().unwrap_or_default().to_string()
             }
             other => panic!("{spec}: {other:?}"),
         };

@@ -9,7 +9,7 @@ use engine_ir::{Graph, GraphBuilder, ImageResolver, Platform, Target};
 
 use crate::cli::{Frontend, PlanArgs};
 use crate::diagnostic::SourceError;
-use crate::Failure;
+use crate::{Failure, Kind};
 
 /// One result the user asked for: a Dockerfile's target, or a TOML
 /// target, with one image per platform (several make an image index).
@@ -189,7 +189,7 @@ fn lexical_absolute(path: &Path) -> std::io::Result<PathBuf> {
 fn definition_root(context: &Path, file: &Path) -> Result<PathBuf, Failure> {
     let canonical = |p: &Path| {
         std::fs::canonicalize(p)
-            .map_err(|e| Failure::msg(format!("cannot use `{}`: {e}", p.display())))
+            .map_err(|e| Failure::msg(format!("cannot use `{}`", p.display())).caused_by(&e))
     };
     let inside = match (lexical_absolute(file), lexical_absolute(context)) {
         (Ok(f), Ok(c)) => f.starts_with(c),
@@ -285,7 +285,7 @@ pub fn solver_contexts(
     use engine_solver::run::ContextSource;
     let abs = |p: &Path| {
         std::fs::canonicalize(p)
-            .map_err(|e| Failure::msg(format!("cannot use `{}`: {e}", p.display())))
+            .map_err(|e| Failure::msg(format!("cannot use `{}`", p.display())).caused_by(&e))
     };
     let mut out = BTreeMap::new();
     out.insert(
@@ -303,8 +303,9 @@ pub fn solver_contexts(
                     Some(r) => format!("{}:{r}", path.display()),
                     None => path.display().to_string(),
                 };
-                let (path, reference) = engine_export::parse_oci_layout_ref(&raw)
-                    .map_err(|e| Failure::msg(format!("invalid --build-context `{name}`: {e}")))?;
+                let (path, reference) = engine_export::parse_oci_layout_ref(&raw).map_err(|e| {
+                    Failure::msg(format!("invalid --build-context `{name}`")).caused_by(&e)
+                })?;
                 out.insert(
                     name,
                     ContextSource::Layout {
@@ -365,7 +366,10 @@ pub fn plan(args: &PlanArgs, resolver: &dyn ImageResolver) -> Result<Planned, Fa
         context_name: "context".into(),
     };
     let render = |e: engine_dockerfile::Error| {
-        Failure::Rendered(SourceError::from_frontend(&display_name, &text, &e).render())
+        Failure::rendered(
+            Kind::Usage,
+            SourceError::from_frontend(&display_name, &text, &e).render(),
+        )
     };
     if platforms.len() == 1 {
         let planned = engine_dockerfile::lower::plan(&text, &opts).map_err(render)?;
@@ -492,7 +496,7 @@ fn plan_toml(
         .unwrap_or(Path::new("."))
         .to_path_buf();
     let spec_dir = std::fs::canonicalize(&spec_dir)
-        .map_err(|e| Failure::msg(format!("cannot use `{}`: {e}", spec_dir.display())))?;
+        .map_err(|e| Failure::msg(format!("cannot use `{}`", spec_dir.display())).caused_by(&e))?;
     let read_file = |rel: &str| -> std::io::Result<String> {
         // Paths come from the spec: keep them inside its directory.
         if Path::new(rel).components().any(|c| {
@@ -540,7 +544,7 @@ fn plan_toml(
     opts.build_platform = Platform::host();
     opts.named_contexts = named_contexts(args)?;
     let plan = engine_toml::plan(&text, &opts)
-        .map_err(|e| Failure::Rendered(SourceError::from_toml(&text, &e).render()))?;
+        .map_err(|e| Failure::rendered(Kind::Usage, SourceError::from_toml(&text, &e).render()))?;
     let mut context_dirs = BTreeMap::new();
     for t in &plan.targets {
         for (name, rel) in &t.context_dirs {

@@ -20,14 +20,15 @@ pub fn push(
             "write name=REGISTRY/REPOSITORY:TAG",
         ));
     }
-    let fail = |e: engine_registry::Error| Failure::msg(format!("pushing `{name}`: {e}"));
+    let fail =
+        |e: engine_registry::Error| Failure::infra(format!("cannot push `{name}`")).caused_by(&e);
     for (digest, size, bytes) in &plan.blobs {
         match bytes {
             Some(b) => client.push_blob(&r, digest, *size, &mut b.as_slice()),
             None => {
                 let mut f = store
                     .open_blob(digest)
-                    .map_err(|e| Failure::msg(format!("pushing `{name}`: {e}")))?;
+                    .map_err(|e| Failure::infra(format!("cannot push `{name}`")).caused_by(&e))?;
                 client.push_blob(&r, digest, *size, &mut f)
             }
         }

@@ -15,6 +15,33 @@ use engine_ir::{ImageResolver, Platform, ResolvedImage};
 use engine_solver::run::ContextSource;
 
 use crate::resolutions::{unreachable, Resolutions};
+use crate::{Failure, Kind};
+
+/// Why a base image could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error(transparent)]
+    Registry(#[from] engine_registry::Error),
+    #[error("{source} (--pull: not using the image it last resolved to)")]
+    PullRefused {
+        #[source]
+        source: engine_registry::Error,
+    },
+    #[error("invalid image config: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Layout(#[from] engine_export::Error),
+}
+
+impl ResolveError {
+    fn kind(&self) -> Kind {
+        match self {
+            ResolveError::Registry(e) if e.is_request_error() => Kind::Usage,
+            ResolveError::Registry(_) | ResolveError::PullRefused { .. } => Kind::Infra,
+            ResolveError::Config(_) | ResolveError::Layout(_) => Kind::Usage,
+        }
+    }
+}
 
 pub struct LayoutResolver<'a> {
     pub contexts: &'a BTreeMap<String, ContextSource>,
@@ -25,6 +52,9 @@ pub struct LayoutResolver<'a> {
     pub pull: bool,
     /// This build's resolutions, by reference and platform.
     pub memo: Mutex<HashMap<(String, String), ResolvedImage>>,
+    /// The errors handed to the frontend, which carries them as text: kept
+    /// typed for [`LayoutResolver::explain`].
+    pub errors: Mutex<Vec<ResolveError>>,
 }
 
 impl LayoutResolver<'_> {
@@ -36,8 +66,8 @@ impl LayoutResolver<'_> {
         client: &engine_registry::Client,
         reference: &str,
         platform: &Platform,
-    ) -> Result<(Vec<u8>, engine_cache::Digest), String> {
-        let r = engine_registry::Reference::parse(reference).map_err(|e| e.to_string())?;
+    ) -> Result<(Vec<u8>, engine_cache::Digest), ResolveError> {
+        let r = engine_registry::Reference::parse(reference)?;
         let e = match engine_registry::pull::resolve_config(client, &r, platform) {
             Ok((config, digest)) => {
                 if let Some(k) = &self.resolutions {
@@ -48,16 +78,14 @@ impl LayoutResolver<'_> {
             Err(e) => e,
         };
         if !unreachable(&e) {
-            return Err(e.to_string());
+            return Err(e.into());
         }
         let kept = self
             .resolutions
             .as_ref()
             .and_then(|k| k.load(reference, platform));
         match kept {
-            Some(_) if self.pull => Err(format!(
-                "{e} (--pull: not using the image it last resolved to)"
-            )),
+            Some(_) if self.pull => Err(ResolveError::PullRefused { source: e }),
             Some(k) => {
                 let age = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -71,7 +99,28 @@ impl LayoutResolver<'_> {
                 );
                 Ok((k.config, k.digest))
             }
-            None => Err(e.to_string()),
+            None => Err(e.into()),
+        }
+    }
+
+    /// The error the frontend was handed, as text, and what it was.
+    fn handed(&self, e: ResolveError) -> String {
+        let text = e.to_string();
+        self.errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(e);
+        text
+    }
+
+    /// A planning failure that quotes an error of this resolver gets its
+    /// kind (a registry that cannot be reached is infrastructure: exit
+    /// code 3) and its causes.
+    pub fn explain(&self, failure: Failure) -> Failure {
+        let errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        match errors.iter().find(|e| failure.says(&e.to_string())) {
+            Some(e) => failure.with_kind(e.kind()).caused_by(e),
+            None => failure,
         }
     }
 }
@@ -94,10 +143,13 @@ impl ImageResolver for LayoutResolver<'_> {
         {
             return Ok(Some(hit.clone()));
         }
-        let (config, digest) = self.registry_config(client, reference, platform)?;
+        let (config, digest) = self
+            .registry_config(client, reference, platform)
+            .map_err(|e| self.handed(e))?;
         let resolved = ResolvedImage {
             digest: Some(digest.to_string()),
-            config: engine_solver::image_config::from_json(&config)?,
+            config: engine_solver::image_config::from_json(&config)
+                .map_err(|e| self.handed(ResolveError::Config(e)))?,
         };
         self.memo
             .lock()
@@ -115,8 +167,9 @@ impl ImageResolver for LayoutResolver<'_> {
             return Ok(None);
         };
         let r = engine_export::open_oci_layout(path, reference.as_ref(), platform)
-            .map_err(|e| e.to_string())?;
-        let config = engine_solver::image_config::from_json(&r.config_bytes)?;
+            .map_err(|e| self.handed(e.into()))?;
+        let config = engine_solver::image_config::from_json(&r.config_bytes)
+            .map_err(|e| self.handed(ResolveError::Config(e)))?;
         Ok(Some(ResolvedImage {
             digest: Some(r.manifest_digest.to_string()),
             config,

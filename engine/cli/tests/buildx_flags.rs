@@ -36,11 +36,12 @@ fn build(ctx: &Path, cache: &Path, extra: &[&str]) -> Output {
     run_ok(&mut build_cmd(ctx, cache, extra))
 }
 
-/// A build that must fail with exit code 1: its stderr.
-fn build_fails(ctx: &Path, cache: &Path, extra: &[&str]) -> String {
+/// A build that must fail with exit code `code` (README, "Exit codes"):
+/// its stderr.
+fn build_fails(code: i32, ctx: &Path, cache: &Path, extra: &[&str]) -> String {
     let out = build_cmd(ctx, cache, extra).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(code), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     err
 }
@@ -170,6 +171,7 @@ fn metadata_file_digests_are_those_of_the_written_layout() {
 
     // A directory is refused before anything is built.
     let err = build_fails(
+        2,
         ctx.path(),
         cache.path(),
         &["--metadata-file", ctx.path().to_str().unwrap()],
@@ -295,7 +297,7 @@ fn quiet_prints_only_the_image_id() {
     assert_eq!(String::from_utf8(again.stdout).unwrap(), stdout);
 
     // -q and a tar on standard output cannot share it.
-    let err = build_fails(ctx.path(), cache.path(), &["-q", "-o", "-"]);
+    let err = build_fails(2, ctx.path(), cache.path(), &["-q", "-o", "-"]);
     assert!(
         err.contains("-q") && err.contains("standard output"),
         "{err}"
@@ -489,6 +491,7 @@ fn push_sends_every_tag_to_the_registry() {
     // Without a name, nothing is built: the check comes first.
     let failing = dir_with(&[("Dockerfile", "FROM busybox\nRUN echo must-not-run\n")]);
     let err = build_fails(
+        2,
         failing.path(),
         cache.path(),
         &["--build-context", &busybox_context_flag(), "--push"],
@@ -552,7 +555,12 @@ to = "/f"
     // A target without tags has nothing to push to: named, before building.
     let untagged = spec.replace(&format!("tags = [\"{repo}-two:1\"]"), "");
     std::fs::write(ctx.path().join("engine.toml"), untagged).unwrap();
-    let err = build_fails(ctx.path(), cache.path(), &["--frontend", "toml", "--push"]);
+    let err = build_fails(
+        2,
+        ctx.path(),
+        cache.path(),
+        &["--frontend", "toml", "--push"],
+    );
     assert!(
         err.contains("target `two`") && err.contains("no name to push to"),
         "{err}"
@@ -627,14 +635,18 @@ fn load_without_a_daemon_fails_before_building() {
     let ctx = dir_with(&[("Dockerfile", "FROM busybox\nRUN echo must-not-run\n")]);
     let cache = tempfile::tempdir().unwrap();
     let base = busybox_context_flag();
-    for (host, expect) in [
+    // A daemon that does not answer is infrastructure (3), a DOCKER_HOST
+    // the engine cannot use a usage error (2).
+    for (host, expect, code) in [
         (
             "unix:///nonexistent/docker.sock",
             "cannot connect to the docker daemon at unix:///nonexistent/docker.sock",
+            3,
         ),
         (
             "tcp://127.0.0.1:2375",
             "DOCKER_HOST=tcp://127.0.0.1:2375 is not supported",
+            2,
         ),
     ] {
         let out = build_cmd(
@@ -646,7 +658,7 @@ fn load_without_a_daemon_fails_before_building() {
         .output()
         .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert_eq!(out.status.code(), Some(code), "{err}");
         assert!(err.contains(expect), "{err}");
         assert!(
             err.contains("help:") && err.contains("type=docker,dest="),
@@ -732,7 +744,7 @@ fn labels_are_set_as_docker_build_sets_them() {
     let theirs: Value = serde_json::from_slice(&inspected.stdout).unwrap();
     assert_eq!(labels, theirs);
 
-    let err = build_fails(ctx.path(), cache.path(), &["--label", "=x"]);
+    let err = build_fails(2, ctx.path(), cache.path(), &["--label", "=x"]);
     assert!(err.contains("invalid --label"), "{err}");
 }
 
@@ -840,7 +852,7 @@ fn annotations_go_on_the_manifest_and_the_index() {
         ("index[linux/amd64]:a=1", "not for one platform"),
         ("manifest-descriptor:a=1", "not supported"),
     ] {
-        let err = build_fails(ctx.path(), cache.path(), &["--annotation", bad]);
+        let err = build_fails(2, ctx.path(), cache.path(), &["--annotation", bad]);
         assert!(err.contains(expect), "{bad}: {err}");
     }
 }
@@ -977,14 +989,14 @@ fn without_the_registry_the_last_resolution_serves_unless_pull() {
 
     // --pull asks the registry and fails, saying why.
     let ctx = dir_with(&[("Dockerfile", &format!("FROM {tag}\nRUN true\n"))]);
-    let err = build_fails(ctx.path(), cache.path(), &["--pull"]);
+    let err = build_fails(3, ctx.path(), cache.path(), &["--pull"]);
     assert!(
         err.contains("Dockerfile:1") && err.contains("--pull"),
         "{err}"
     );
     // A cache that never resolved the tag has nothing to fall back on.
     let fresh = tempfile::tempdir().unwrap();
-    let err = build_fails(ctx.path(), fresh.path(), &[]);
+    let err = build_fails(3, ctx.path(), fresh.path(), &[]);
     assert!(
         err.contains(&registry.addr) && !err.contains("--pull"),
         "{err}"

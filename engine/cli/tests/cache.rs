@@ -575,7 +575,7 @@ fn du_adds_up_and_prune_honours_keep_storage_until_and_all() {
         .arg(cache.path())
         .output()
         .unwrap();
-    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("error: invalid size `lots`"));
 }
 

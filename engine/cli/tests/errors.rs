@@ -1,5 +1,5 @@
-//! Bad input gives a located error, a hint where one helps, exit code 1 and
-//! no panic. Every `tests/errors/*.Dockerfile` is planned with `engine graph`
+//! Bad input gives a located error, a hint where one helps, exit code 2
+//! (usage or input error) and no panic. Every `tests/errors/*.Dockerfile` is planned with `engine graph`
 //! and its stderr compared with a snapshot.
 
 use std::path::Path;
@@ -39,8 +39,8 @@ fn bad_dockerfiles_give_located_errors() {
             String::from_utf8_lossy(&out.stderr).replace(&dir.display().to_string(), "[DIR]");
         assert_eq!(
             out.status.code(),
-            Some(1),
-            "{name}: expected exit code 1, stderr:\n{stderr}"
+            Some(2),
+            "{name}: expected exit code 2, stderr:\n{stderr}"
         );
         assert!(!stderr.contains("panicked"), "{name} panicked:\n{stderr}");
         assert!(out.stdout.is_empty(), "{name}: no graph on error");
@@ -76,7 +76,7 @@ fn errors_point_at_line_and_column() {
 fn missing_dockerfile_and_unknown_target_are_clear() {
     let t = tempfile::tempdir().unwrap();
     let out = engine().arg("graph").arg(t.path()).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such file"));
     std::fs::write(
         t.path().join("Dockerfile"),
@@ -89,7 +89,7 @@ fn missing_dockerfile_and_unknown_target_are_clear() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         err.contains("target stage `c` could not be found") && err.contains("a, b"),
         "{err}"

@@ -82,7 +82,7 @@ fn workdir_under_a_user_name_on_an_empty_scratch_stage_is_refused() {
     .unwrap();
     let out = engine().arg("graph").arg(ctx.path()).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("Dockerfile:3:1"), "{stderr}");
     assert!(stderr.contains("USER app:1000 is a name"), "{stderr}");
     // numeric ids (and root) need no lookup

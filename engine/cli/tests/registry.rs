@@ -48,8 +48,9 @@ fn build(ctx: &Path, cache: &Path, extra: &[&str]) -> std::process::Output {
     )
 }
 
-/// A build that must fail with exit code 1; its stderr.
-fn build_fails(ctx: &Path, cache: &Path, extra: &[&str]) -> String {
+/// A build that must fail with exit code `code` (README, "Exit codes"); its
+/// stderr.
+fn build_fails(code: i32, ctx: &Path, cache: &Path, extra: &[&str]) -> String {
     let out = engine()
         .args(["build", "--progress", "plain", "--cache-dir"])
         .arg(cache)
@@ -58,7 +59,7 @@ fn build_fails(ctx: &Path, cache: &Path, extra: &[&str]) -> String {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(code), "{err}");
     err
 }
 
@@ -145,13 +146,14 @@ fn a_missing_image_or_registry_fails_clearly() {
     require_registry();
     let ctx = dockerfile(&format!("FROM {}:nope\nRUN true\n", unique("missing")));
     let cache = tempfile::tempdir().unwrap();
-    let err = build_fails(ctx.path(), cache.path(), &[]);
+    // An image the registry does not have: a bad name, an input error.
+    let err = build_fails(2, ctx.path(), cache.path(), &[]);
     assert!(err.contains("Dockerfile:1"), "located at the FROM: {err}");
     assert!(err.contains("404"), "the registry's answer: {err}");
 
     // Nothing listens on port 1.
     let ctx = dockerfile("FROM 127.0.0.1:1/app:1\n");
-    let err = build_fails(ctx.path(), cache.path(), &[]);
+    let err = build_fails(3, ctx.path(), cache.path(), &[]);
     assert!(err.contains("127.0.0.1:1"), "{err}");
 }
 
@@ -159,7 +161,7 @@ fn a_missing_image_or_registry_fails_clearly() {
 fn pushing_needs_a_name() {
     let ctx = dockerfile("FROM scratch\nENV A=1\n");
     let cache = tempfile::tempdir().unwrap();
-    let err = build_fails(ctx.path(), cache.path(), &["-o", "type=registry"]);
+    let err = build_fails(2, ctx.path(), cache.path(), &["-o", "type=registry"]);
     assert!(err.contains("no name to push to"), "{err}");
 }
 

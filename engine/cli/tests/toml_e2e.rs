@@ -181,7 +181,7 @@ fn a_bad_spec_fails_with_its_location() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("engine.toml:3:1"), "{err}");
     assert!(err.contains("entrypoint"), "did-you-mean hint: {err}");
 }
@@ -219,7 +219,7 @@ fn a_missing_context_directory_fails_before_building_at_its_line() {
     )
     .unwrap();
     let (code, err) = failing_build(t.path(), &[]);
-    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("engine.toml:8:11"), "{err}");
     let missing = std::fs::canonicalize(t.path())
         .unwrap()
@@ -246,7 +246,7 @@ fn an_output_without_a_destination_fails_before_building_with_an_example() {
         ("type=tar", "-o type=tar,dest=out/rootfs.tar"),
     ] {
         let (code, err) = failing_build(t.path(), &["-o", flag]);
-        assert_eq!(code, Some(1), "{flag}: {err}");
+        assert_eq!(code, Some(2), "{flag}: {err}");
         assert!(err.contains("has no destination"), "{flag}: {err}");
         assert!(err.contains(example), "{flag}: {err}");
         assert!(!err.contains("COPY"), "{flag}: nothing was built: {err}");
@@ -258,7 +258,7 @@ fn an_output_without_a_destination_fails_before_building_with_an_example() {
     )
     .unwrap();
     let (code, err) = failing_build(t.path(), &["--frontend", "toml"]);
-    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("engine.toml:3:12"), "{err}");
     assert!(
         err.contains(r#"{ type = "tar", dest = "out/${target}.tar" }"#),

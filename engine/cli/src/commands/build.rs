@@ -5,7 +5,7 @@ use engine_solver::build::{self, BuildError};
 use engine_solver::cache_share::{self, ExportMode, ExportRequest, ImportedCache};
 use engine_solver::image::LayerSettings;
 use engine_solver::progress::{Mode, Printer};
-use engine_solver::run::{SecretSource, SolveOptions, StepError};
+use engine_solver::run::{Fault, SecretSource, SolveOptions, StepError};
 use engine_solver::scheduler::{CancelToken, Options};
 use engine_solver::state::StateDir;
 
@@ -124,13 +124,8 @@ fn toml_cache_specs(
             (&t.cache_to, "--cache-to", &mut to),
         ] {
             for e in entries {
-                let mut spec = parse_cache_spec(flag, &exporter_spec(e)).map_err(|f| match f {
-                    Failure::Message { message, hint } => Failure::Message {
-                        message: format!("image `{}` of the spec: {message}", t.name),
-                        hint,
-                    },
-                    other => other,
-                })?;
+                let mut spec = parse_cache_spec(flag, &exporter_spec(e))
+                    .map_err(|f| f.context(&format!("image `{}` of the spec", t.name)))?;
                 if spec.registry.is_none() && spec.dir.is_relative() {
                     spec.dir = base.join(&spec.dir);
                 }
@@ -234,9 +229,13 @@ fn parse_cache_spec(flag: &str, raw: &str) -> Result<CacheSpec, Failure> {
     })
 }
 
+/// A failed step: `error: Dockerfile:3:1: [2/3] RUN make: MESSAGE`, its
+/// causes, then the last lines of its output. The exit code says whose
+/// failure it is: the step's (1), the build's input (2) or the machinery's
+/// (3), as [`StepError::fault`] tells.
 fn render_step_error(e: BuildError) -> Failure {
     match e {
-        BuildError::Cancelled => Failure::msg("build cancelled"),
+        BuildError::Cancelled => Failure::new(crate::Kind::Build, "build cancelled"),
         BuildError::Step {
             name,
             location,
@@ -255,7 +254,17 @@ fn render_step_error(e: BuildError) -> Failure {
                     }
                 }
             }
-            Failure::Rendered(text)
+            let kind = match error.fault() {
+                Fault::Step => crate::Kind::Build,
+                Fault::Input => crate::Kind::Usage,
+                Fault::Infrastructure => crate::Kind::Infra,
+            };
+            // The message says the error whole; its causes go below it.
+            let failure = Failure::rendered(kind, text);
+            match std::error::Error::source(&error) {
+                Some(cause) => failure.caused_by(cause),
+                None => failure,
+            }
         }
     }
 }
@@ -271,8 +280,9 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
             .map(|d| crate::resolutions::Resolutions::in_cache(&d)),
         pull: args.pull,
         memo: Default::default(),
+        errors: Default::default(),
     };
-    let planned = crate::plan::plan(&args.plan, &resolver)?;
+    let planned = crate::plan::plan(&args.plan, &resolver).map_err(|f| resolver.explain(f))?;
     for w in &planned.warnings {
         eprintln!("warning: {w}");
     }
@@ -295,15 +305,16 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
     let mut remotes = BTreeMap::new();
     for c in cache_from.iter_mut() {
         let Some(r) = &c.registry else { continue };
-        let t = tempfile::tempdir()
-            .map_err(|e| Failure::msg(format!("--cache-from: temporary directory: {e}")))?;
+        let t = tempfile::tempdir().map_err(|e| {
+            Failure::infra("--cache-from: cannot make a temporary directory").caused_by(&e)
+        })?;
         c.dir = t.path().to_path_buf();
         match engine_solver::cache_registry::fetch(&registry, r, t.path()) {
             Ok(true) => {
                 remotes.insert(c.dir.clone(), r.clone());
             }
             Ok(false) => eprintln!("warning: --cache-from: no cache at `{r}` yet"),
-            Err(e) => eprintln!("warning: --cache-from: {e}"),
+            Err(e) => eprintln!("warning: --cache-from: {}", crate::failure::one_line(&e)),
         }
         fetched_caches.push(t);
     }
@@ -324,7 +335,7 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
     } else {
         let dirs: Vec<PathBuf> = cache_from.iter().map(|c| c.dir.clone()).collect();
         let mut imported = ImportedCache::load(&dirs)
-            .map_err(|e| Failure::msg(format!("--cache-from: cannot read the cache: {e}")))?;
+            .map_err(|e| Failure::infra("--cache-from: cannot read the cache").caused_by(&e))?;
         imported.remotes = remotes;
         Some(std::sync::Arc::new(imported))
     };
@@ -389,10 +400,11 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
         }
     };
     let dir = cache_dir(&args.cache_dir)?;
-    let state = StateDir::open(&dir)
-        .map_err(|e| Failure::msg(format!("cannot open cache dir `{}`: {e}", dir.display())))?;
+    let state = StateDir::open(&dir).map_err(|e| {
+        Failure::infra(format!("cannot open cache dir `{}`", dir.display())).caused_by(&e)
+    })?;
     let executor = engine_sandbox::executor_for(&args.runtime, Some(state.tmp()))
-        .map_err(|e| Failure::msg(e.to_string()))?;
+        .map_err(|e| Failure::infra("cannot set up the sandbox").caused_by(&e))?;
     if let Some(path) = &args.metadata_file {
         crate::metadata::check_path(path, "--metadata-file")?;
     }
@@ -490,14 +502,13 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                     oci_mediatypes: None,
                     index_annotations: decorations.index.clone(),
                 };
-                let fail =
-                    |e: String| Failure::msg(format!("exporting to `{}`: {e}", out.dest.display()));
+                let fail = |e: &(dyn std::error::Error + 'static)| export_failed(&out.dest, e);
                 let assembled = || -> Result<Vec<engine_export::ImageToExport>, Failure> {
                     images
                         .iter()
                         .map(|(p, v)| {
                             crate::buildx::assemble(&decorations, &state, v, p, settings)
-                                .map_err(|e| fail(format!("{p}: {e}")))
+                                .map_err(|e| export_failed(&out.dest, &e).context(&p.to_string()))
                         })
                         .collect()
                 };
@@ -505,14 +516,16 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                     Kind::Local => {
                         for (p, v) in &images {
                             let dir = out.dest.join(crate::multiplatform::platform_dir(p));
-                            build::write_rootfs_dir(v, &dir).map_err(|e| fail(e.to_string()))?;
+                            build::write_rootfs_dir(v, &dir).map_err(|e| fail(&e))?;
                         }
                         None
                     }
                     Kind::Registry => {
                         let plan =
                             engine_export::plan_registry_push(&assembled()?, &state.blobs, &eopts)
-                                .map_err(|e| Failure::msg(format!("pushing: {e}")))?;
+                                .map_err(|e| {
+                                    Failure::infra("cannot push the image").caused_by(&e)
+                                })?;
                         for n in &eopts.names {
                             crate::push::push(&registry, &state.blobs, &plan, n)?;
                             if !args.quiet {
@@ -530,7 +543,7 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                                 std::io::BufWriter::with_capacity(1 << 20, f),
                                 &eopts,
                             )
-                            .map_err(|e| fail(e.to_string()))?,
+                            .map_err(|e| fail(&e))?,
                         )
                     }
                     Kind::OciDir => Some(
@@ -540,7 +553,7 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                             &out.dest,
                             &eopts,
                         )
-                        .map_err(|e| fail(e.to_string()))?,
+                        .map_err(|e| fail(&e))?,
                     ),
                     // Refused before the build (multiplatform::check_outputs).
                     Kind::Docker | Kind::Load | Kind::Tar => {
@@ -587,12 +600,9 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                 oci_mediatypes: None,
                 index_annotations: decorations.index.clone(),
             };
-            let fail =
-                |e: String| Failure::msg(format!("exporting to `{}`: {e}", out.dest.display()));
+            let fail = |e: &(dyn std::error::Error + 'static)| export_failed(&out.dest, e);
             match out.kind {
-                Kind::Local => {
-                    build::write_rootfs_dir(value, &out.dest).map_err(|e| fail(e.to_string()))?
-                }
+                Kind::Local => build::write_rootfs_dir(value, &out.dest).map_err(|e| fail(&e))?,
                 Kind::Tar => {
                     let f = create(&out.dest)?;
                     build::write_rootfs_tar(
@@ -600,7 +610,7 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                         value,
                         std::io::BufWriter::with_capacity(1 << 20, f),
                     )
-                    .map_err(|e| fail(e.to_string()))?;
+                    .map_err(|e| fail(&e))?;
                 }
                 Kind::Registry => {
                     if eopts.names.is_empty() {
@@ -611,13 +621,13 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                     }
                     let image =
                         crate::buildx::assemble(&decorations, &state, value, &platform, settings)
-                            .map_err(|e| Failure::msg(format!("pushing: {e}")))?;
+                            .map_err(|e| Failure::infra("cannot push the image").caused_by(&e))?;
                     let plan = engine_export::plan_registry_push(
                         std::slice::from_ref(&image),
                         &state.blobs,
                         &eopts,
                     )
-                    .map_err(|e| Failure::msg(format!("pushing: {e}")))?;
+                    .map_err(|e| Failure::infra("cannot push the image").caused_by(&e))?;
                     for name in &eopts.names {
                         crate::push::push(&registry, &state.blobs, &plan, name)?;
                         if !args.quiet {
@@ -630,7 +640,9 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                 Kind::Load => {
                     let image =
                         crate::buildx::assemble(&decorations, &state, value, &platform, settings)
-                            .map_err(|e| Failure::msg(format!("--load: {e}")))?;
+                            .map_err(|e| {
+                            Failure::infra("--load: cannot assemble the image").caused_by(&e)
+                        })?;
                     let result = crate::buildx::load(
                         daemon.as_ref(),
                         &image,
@@ -644,7 +656,7 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                 Kind::Docker | Kind::OciTar | Kind::OciDir => {
                     let image =
                         crate::buildx::assemble(&decorations, &state, value, &platform, settings)
-                            .map_err(|e| fail(e.to_string()))?;
+                            .map_err(|e| fail(&e))?;
                     let result = match out.kind {
                         Kind::Docker => {
                             let f = create(&out.dest)?;
@@ -671,7 +683,7 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                             &eopts,
                         ),
                     }
-                    .map_err(|e| fail(e.to_string()))?;
+                    .map_err(|e| fail(&e))?;
                     digest_lines.push((name.clone(), digest_line(&result)));
                     reports.exported(name, &result, &eopts.names);
                 }
@@ -694,10 +706,10 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                     source_date_epoch: epoch.map(|e| e as i64),
                 },
             )
-            .map_err(Failure::msg)?;
+            .map_err(|e| Failure::infra("cannot assemble the image").caused_by(&e))?;
             let cfg = image
                 .config_bytes()
-                .map_err(|e| Failure::msg(e.to_string()))?;
+                .map_err(|e| Failure::infra("cannot write the image config").caused_by(&e))?;
             let id = engine_cache::Digest::of(&cfg).to_string();
             digest_lines.push((name.clone(), format!("config {id}")));
             reports.image_id(name, id);
@@ -711,10 +723,9 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
             .map(|(_, v)| v.clone())
             .collect();
         let staging = match &c.registry {
-            Some(_) => Some(
-                tempfile::tempdir()
-                    .map_err(|e| Failure::msg(format!("--cache-to: temporary directory: {e}")))?,
-            ),
+            Some(_) => Some(tempfile::tempdir().map_err(|e| {
+                Failure::infra("--cache-to: cannot make a temporary directory").caused_by(&e)
+            })?),
             None => None,
         };
         let dir = staging
@@ -732,11 +743,13 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
         };
         let exporting = std::time::Instant::now();
         cache_share::export(&state, &req).map_err(|e| {
-            Failure::msg(format!("exporting the cache to `{}`: {e}", c.dir.display()))
+            Failure::infra(format!("cannot export the cache to `{}`", c.dir.display()))
+                .caused_by(&e)
         })?;
         if let Some(r) = &c.registry {
-            engine_solver::cache_registry::push(&registry, &dir, r)
-                .map_err(|e| Failure::msg(e.to_string()))?;
+            engine_solver::cache_registry::push(&registry, &dir, r).map_err(|e| {
+                Failure::infra(format!("--cache-to: cannot push the cache to `{r}`")).caused_by(&e)
+            })?;
         }
         trace.span(
             &format!("export cache to {}", c.dir.display()),
@@ -747,7 +760,10 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
     }
     // Record what this build used; collect down to the size limit.
     if let Err(e) = state.finish(max_size) {
-        eprintln!("warning: cache bookkeeping failed: {e}");
+        eprintln!(
+            "warning: cache bookkeeping failed: {}",
+            crate::failure::one_line(&e)
+        );
     }
     let steps = solved.executed + solved.cached;
     let ratio = if steps == 0 {
@@ -775,7 +791,7 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
     if let Some(path) = &args.iidfile {
         match reports.image_ids().next().map(|(_, id)| id) {
             Some(id) => std::fs::write(path, id).map_err(|e| {
-                Failure::msg(format!("cannot write --iidfile `{}`: {e}", path.display()))
+                Failure::infra(format!("cannot write --iidfile `{}`", path.display())).caused_by(&e)
             })?,
             None => eprintln!(
                 "warning: --iidfile: the build exported no image (type=local and type=tar \
@@ -820,10 +836,7 @@ fn write_trace(
         .map(std::io::BufWriter::new)
         .and_then(|f| trace.write_chrome(f))
         .map_err(|e| {
-            Failure::msg(format!(
-                "cannot write the trace to `{}`: {e}",
-                path.display()
-            ))
+            Failure::infra(format!("cannot write the trace to `{}`", path.display())).caused_by(&e)
         })
 }
 
@@ -994,11 +1007,12 @@ fn create(p: &std::path::Path) -> Result<std::fs::File, Failure> {
             .as_fd()
             .try_clone_to_owned()
             .map(std::fs::File::from)
-            .map_err(|e| Failure::msg(format!("cannot write to standard output: {e}")));
+            .map_err(|e| Failure::infra("cannot write to standard output").caused_by(&e));
     }
     if let Some(parent) = p.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| Failure::msg(format!("cannot create `{}`: {e}", parent.display())))?;
+        std::fs::create_dir_all(parent).map_err(|e| {
+            Failure::infra(format!("cannot create `{}`", parent.display())).caused_by(&e)
+        })?;
     }
     // A new file rather than the old one truncated: ext4 flushes a file
     // truncated to zero when it is closed (auto_da_alloc), which made
@@ -1008,17 +1022,19 @@ fn create(p: &std::path::Path) -> Result<std::fs::File, Failure> {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => {
-            return Err(Failure::msg(format!(
-                "cannot replace `{}`: {e}",
-                p.display()
-            )))
+            return Err(Failure::infra(format!("cannot replace `{}`", p.display())).caused_by(&e))
         }
     }
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(p)
-        .map_err(|e| Failure::msg(format!("cannot create `{}`: {e}", p.display())))
+        .map_err(|e| Failure::infra(format!("cannot create `{}`", p.display())).caused_by(&e))
+}
+
+/// An output that could not be written: export I/O, exit code 3.
+fn export_failed(dest: &std::path::Path, e: &(dyn std::error::Error + 'static)) -> Failure {
+    Failure::infra(format!("cannot export to `{}`", dest.display())).caused_by(e)
 }
 
 /// Outputs and tags of one graph target.

@@ -27,15 +27,16 @@ pub fn run(cmd: CacheCommand) -> Result<(), Failure> {
 
 fn open(flag: &Option<std::path::PathBuf>) -> Result<CacheStore, Failure> {
     let dir = super::build::cache_dir(flag)?;
-    CacheStore::open(&dir)
-        .map_err(|e| Failure::msg(format!("cannot open cache dir `{}`: {e}", dir.display())))
+    CacheStore::open(&dir).map_err(|e| {
+        Failure::infra(format!("cannot open cache dir `{}`", dir.display())).caused_by(&e)
+    })
 }
 
 fn du(args: CacheDuArgs) -> Result<(), Failure> {
     let store = open(&args.cache_dir)?;
     let usage = store
         .du()
-        .map_err(|e| Failure::msg(format!("cannot measure the cache: {e}")))?;
+        .map_err(|e| Failure::infra("cannot measure the cache").caused_by(&e))?;
     match args.format {
         CacheFormat::Json => print_json(&usage),
         CacheFormat::Table => print_usage(&usage, args.verbose),
@@ -139,7 +140,7 @@ fn prune(args: CachePruneArgs) -> Result<(), Failure> {
     let store = open(&args.cache_dir)?;
     let report = store
         .gc(&policy)
-        .map_err(|e| Failure::msg(format!("cannot prune the cache: {e}")))?;
+        .map_err(|e| Failure::infra("cannot prune the cache").caused_by(&e))?;
     match args.format {
         CacheFormat::Json => print_json(&report),
         CacheFormat::Table => print_report(&report),

@@ -1,6 +1,6 @@
 use crate::cli::DebugCommand;
 use crate::diagnostic::SourceError;
-use crate::Failure;
+use crate::{Failure, Kind};
 
 pub fn run(cmd: DebugCommand) -> Result<(), Failure> {
     match cmd {
@@ -8,7 +8,10 @@ pub fn run(cmd: DebugCommand) -> Result<(), Failure> {
             let text = crate::plan::read_text(&file)?;
             let name = file.display().to_string();
             let ast = engine_dockerfile::parser::parse(&text).map_err(|e| {
-                Failure::Rendered(SourceError::from_frontend(&name, &text, &e).render())
+                Failure::rendered(
+                    Kind::Usage,
+                    SourceError::from_frontend(&name, &text, &e).render(),
+                )
             })?;
             println!("{}", engine_dockerfile::parser::dump(&ast));
             Ok(())

@@ -136,6 +136,15 @@ pub struct BuildArgs {
     /// errors still go to standard error
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
+    /// Print the TOML spec's resolved targets as JSON (buildx bake --print:
+    /// tags, platforms, outputs, contexts, args after templates and vars)
+    /// and build nothing
+    #[arg(long = "print")]
+    pub print: bool,
+    /// When a target fails, still build (and export) the targets that do
+    /// not depend on the failure; the build still fails in the end
+    #[arg(long = "keep-going")]
+    pub keep_going: bool,
     /// Cache directory
     #[arg(long = "cache-dir", env = "ENGINE_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,

@@ -2,6 +2,7 @@
 //! cache and exporters together, and renders errors. The only crate that
 //! renders errors for humans.
 
+mod bake;
 mod buildx;
 mod cli;
 mod commands;

@@ -270,6 +270,15 @@ fn render_step_error(e: BuildError) -> Failure {
 }
 
 pub fn run(args: BuildArgs) -> Result<(), Failure> {
+    if args.print && crate::plan::locate(&args.plan)?.1 != crate::cli::Frontend::Toml {
+        return Err(crate::bake::print_needs_toml());
+    }
+    // Flags are checked before planning, which may wait on registries.
+    let cli_outputs: Vec<outputs::Output> = args
+        .outputs
+        .iter()
+        .map(|o| outputs::parse(o))
+        .collect::<Result<_, _>>()?;
     let contexts = crate::plan::solver_contexts(&args.plan)?;
     let registry = engine_registry::Client::new();
     let resolver = LayoutResolver {
@@ -283,6 +292,9 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
         errors: Default::default(),
     };
     let planned = crate::plan::plan(&args.plan, &resolver).map_err(|f| resolver.explain(f))?;
+    if args.print {
+        return crate::bake::print(&planned);
+    }
     for w in &planned.warnings {
         eprintln!("warning: {w}");
     }
@@ -339,11 +351,6 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
         imported.remotes = remotes;
         Some(std::sync::Arc::new(imported))
     };
-    let cli_outputs: Vec<outputs::Output> = args
-        .outputs
-        .iter()
-        .map(|o| outputs::parse(o))
-        .collect::<Result<_, _>>()?;
     let mut exports = exports_per_target(&planned, &cli_outputs, &args.tags)?;
     // --push and --load, per target; a daemon to load into answers first.
     let daemon =
@@ -453,7 +460,7 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
     if let Some(j) = args.jobs {
         sched.jobs = Some(j.max(1));
     }
-    let solved = build::solve(
+    let mut solved = build::solve_all(
         &planned.graph,
         &state,
         &opts,
@@ -461,12 +468,21 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
         &engine_solver::trace::Tee(printer.as_ref(), &trace),
         sched,
         &CancelToken::new(),
+        args.keep_going,
     );
-    if solved.is_err() {
+    let failures = std::mem::take(&mut solved.failures);
+    let stopped = !failures.is_empty() || solved.targets.len() < planned.graph.targets().len();
+    if stopped {
         // A failed build's timeline shows what ran before the failure.
         let _ = write_trace(args.trace.as_deref(), &trace);
+        crate::bake::summary(&planned, &solved.states, &failures);
     }
-    let solved = solved.map_err(render_step_error)?;
+    let mut failures = failures.into_iter().map(render_step_error);
+    if stopped && !args.keep_going {
+        return Err(failures
+            .next()
+            .unwrap_or_else(|| render_step_error(BuildError::Cancelled)));
+    }
     let epoch = engine_export::ExportOptions::source_date_epoch_from_env();
     let mut digest_lines: Vec<(String, String)> = Vec::new();
     // What each target's exports produced, for --iidfile, --metadata-file and -q.
@@ -486,6 +502,9 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                 .iter()
                 .filter_map(|(t, p)| Some((p, *values.get(t.as_str())?)))
                 .collect();
+            if images.len() < unit.images.len() {
+                continue; // a platform failed (--keep-going): no partial index
+            }
             for out in &outputs {
                 let exporting = std::time::Instant::now();
                 let settings = LayerSettings {
@@ -808,18 +827,32 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
     let several = planned.units.len() > 1;
     if args.quiet {
         // The image ID alone on standard output, as docker build -q.
-        return crate::metadata::print_quiet(&reports, several);
+        crate::metadata::print_quiet(&reports, several)?;
+    } else {
+        let mut seen = std::collections::BTreeSet::new();
+        for (name, d) in digest_lines {
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            if several {
+                eprintln!("image digest ({name}): {d}");
+            } else {
+                eprintln!("image digest: {d}");
+            }
+        }
     }
-    let mut seen = std::collections::BTreeSet::new();
-    for (name, d) in digest_lines {
-        if !seen.insert(name.clone()) {
-            continue;
+    if stopped {
+        // --keep-going: what could be built was exported; the build still
+        // failed. Every failure is shown, the first one last, as the error.
+        let mut all: Vec<Failure> = failures.collect();
+        if all.is_empty() {
+            return Err(render_step_error(BuildError::Cancelled));
         }
-        if several {
-            eprintln!("image digest ({name}): {d}");
-        } else {
-            eprintln!("image digest: {d}");
+        let first = all.remove(0);
+        for f in all {
+            eprint!("{}", f.render());
         }
+        return Err(first);
     }
     Ok(())
 }
@@ -1061,8 +1094,12 @@ fn exports_per_target(
         } else {
             cli_tags.to_vec()
         };
-        let outs = if !cli_outputs.is_empty() && targets.len() == 1 {
-            cli_outputs.to_vec()
+        let outs = if !cli_outputs.is_empty() {
+            // As `bake --set '*.output=…'`: every target gets them.
+            cli_outputs
+                .iter()
+                .map(|o| crate::bake::output_for(&t.name, o, targets.len() > 1))
+                .collect::<Result<Vec<_>, _>>()?
         } else {
             let mut v = Vec::new();
             for e in &t.outputs {

@@ -224,3 +224,53 @@ fn a_bad_output_is_refused_before_base_images_are_resolved() {
     assert!(stderr.contains("bogus"), "{stderr}");
     assert!(!stderr.contains("127.0.0.1:1"), "{stderr}");
 }
+
+#[test]
+fn progress_json_is_json_to_the_end_with_a_summary_and_error_messages() {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nRUN echo hello\n",
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let run = |cache: &Path| {
+        engine()
+            .args(["build", "--progress", "json", "--cache-dir"])
+            .arg(cache)
+            .arg("--build-context")
+            .arg(busybox_context_flag())
+            .arg(ctx.path())
+            .output()
+            .unwrap()
+    };
+    let out = run(cache.path());
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect();
+    let summary = &events.last().unwrap()["summary"];
+    assert_eq!(summary["executed"], 2, "{stderr}");
+    assert!(
+        summary["images"].as_object().unwrap().len() == 1,
+        "{stderr}"
+    );
+    let done: Vec<&serde_json::Value> = events.iter().filter(|e| e["status"] == "done").collect();
+    assert!(done.iter().all(|e| e["cached"] == false), "{stderr}");
+    // A failing step's event says why.
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM busybox\nRUN exit 7\n").unwrap();
+    let out = run(cache.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let error = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["status"] == "error")
+        .expect("an error event");
+    assert!(
+        error["error"].as_str().unwrap().contains("exit code: 7"),
+        "{error}"
+    );
+    assert_eq!(error["cached"], false);
+}

@@ -109,11 +109,14 @@ fn parse(out: Output) -> Built {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v.get("status").is_some())
         .collect();
+    // --progress json ends with a summary event naming each image's digest.
     let digest = stderr
         .lines()
-        .find_map(|l| l.strip_prefix("image digest: "))
-        .and_then(|l| l.split_whitespace().next())
-        .map(str::to_string);
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find_map(|v| {
+            let images = v.get("summary")?.get("images")?.as_object()?.clone();
+            images.values().next()?.as_str().map(str::to_string)
+        });
     Built {
         ok: out.status.success(),
         stderr,
@@ -195,6 +198,17 @@ fn ten_step_context() -> tempfile::TempDir {
     )
 }
 
+/// (steps, cached, executed) of the summary event of `--progress json`.
+fn summary_counts(stderr: &str) -> (u64, u64, u64) {
+    let s = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find_map(|v| v.get("summary").cloned())
+        .expect("a summary event");
+    let n = |k: &str| s[k].as_u64().unwrap();
+    (n("steps"), n("cached"), n("executed"))
+}
+
 #[test]
 fn a_no_op_rebuild_executes_nothing_and_gives_the_same_digest() {
     let ctx = ten_step_context();
@@ -202,7 +216,13 @@ fn a_no_op_rebuild_executes_nothing_and_gives_the_same_digest() {
     let out = tempfile::tempdir().unwrap();
     let first = build(ctx.path(), cache.path(), &out.path().join("1"), &[]);
     assert_eq!(first.count("done"), 11, "{:?}", first.statuses());
-    assert!(first.stderr.contains("11 steps, 0 cached, 11 executed"));
+    // The summary is an event of --progress json.
+    assert_eq!(
+        summary_counts(&first.stderr),
+        (11, 0, 11),
+        "{}",
+        first.stderr
+    );
 
     // A new process, same inputs: nothing runs.
     let t = Instant::now();
@@ -217,7 +237,7 @@ fn a_no_op_rebuild_executes_nothing_and_gives_the_same_digest() {
         );
     }
     assert!(
-        second.stderr.contains("11 steps, 11 cached, 0 executed"),
+        summary_counts(&second.stderr) == (11, 11, 0),
         "{}",
         second.stderr
     );
@@ -227,11 +247,11 @@ fn a_no_op_rebuild_executes_nothing_and_gives_the_same_digest() {
     // bound, to catch a lookup that went from a stat to real work.
     let solve_secs: f64 = second
         .stderr
-        .split("0 executed, ")
-        .nth(1)
-        .and_then(|r| r.split('s').next())
-        .and_then(|n| n.parse().ok())
-        .expect("summary line");
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find_map(|v| v["summary"]["duration_ms"].as_u64())
+        .expect("summary event") as f64
+        / 1000.0;
     assert!(solve_secs <= 0.5, "no-op solve took {solve_secs}s");
 
     // Same content elsewhere, every mtime changed, an unselected file

@@ -44,10 +44,14 @@ fn parse(out: Output) -> Built {
             )
         })
         .collect();
+    // --progress json ends with a summary event naming each image's digest.
     let digest = stderr
         .lines()
-        .find_map(|l| l.strip_prefix("image digest: "))
-        .map(str::to_string);
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| {
+            let images = v.get("summary")?.get("images")?.as_object()?.clone();
+            images.values().next()?.as_str().map(str::to_string)
+        });
     Built {
         ok: out.status.success(),
         stderr,

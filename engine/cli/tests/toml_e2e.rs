@@ -43,15 +43,21 @@ fn toml_build(dir: &Path, cache: &Path) -> std::process::Output {
     )
 }
 
+/// (target, image digest) from the summary event of `--progress json`.
 fn digests(stderr: &[u8]) -> Vec<(String, String)> {
     String::from_utf8_lossy(stderr)
         .lines()
-        .filter_map(|l| {
-            let rest = l.strip_prefix("image digest (")?;
-            let (name, d) = rest.split_once("): ")?;
-            Some((name.to_string(), d.split(' ').next()?.to_string()))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| {
+            let images = v.get("summary")?.get("images")?.as_object()?.clone();
+            Some(
+                images
+                    .iter()
+                    .map(|(k, d)| (k.clone(), d.as_str().unwrap_or_default().to_string()))
+                    .collect(),
+            )
         })
-        .collect()
+        .unwrap_or_default()
 }
 
 /// (name, status) of every step event.

@@ -26,6 +26,12 @@ pub struct Event<'a> {
     /// The step's cache key, once it is known (`cached`, `done`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<&'a str>,
+    /// Whether the result came from the cache (finished events only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cached: Option<bool>,
+    /// Why the step failed (`error` events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 pub trait Progress: Send + Sync {

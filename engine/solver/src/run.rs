@@ -369,6 +369,8 @@ impl NodeRunner for Runner<'_> {
                 status: Status::Started,
                 duration_ms: None,
                 digest: None,
+                cached: None,
+                error: None,
             });
         }
         let result = self.run_op(id, &node.op, inputs, cancel).map(|mut v| {
@@ -393,6 +395,8 @@ impl NodeRunner for Runner<'_> {
                 status,
                 duration_ms: Some(ms),
                 digest: result.as_ref().ok().map(|v| v.key.as_str()),
+                cached: Some(status == Status::Cached),
+                error: result.as_ref().err().map(|e| e.to_string()),
             });
         }
         result

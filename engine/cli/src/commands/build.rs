@@ -475,7 +475,9 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
     if stopped {
         // A failed build's timeline shows what ran before the failure.
         let _ = write_trace(args.trace.as_deref(), &trace);
-        crate::bake::summary(&planned, &solved.states, &failures);
+        if mode != Some(Mode::Json) {
+            crate::bake::summary(&planned, &solved.states, &failures);
+        }
     }
     let mut failures = failures.into_iter().map(render_step_error);
     if stopped && !args.keep_going {
@@ -790,7 +792,40 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
     } else {
         solved.cached as f64 * 100.0 / steps as f64
     };
-    if !args.quiet {
+    let json = mode == Some(Mode::Json);
+    if json {
+        // --progress json: the summary is an event too, no plain lines.
+        let images: BTreeMap<&str, &str> = digest_lines
+            .iter()
+            .map(|(n, d)| (n.as_str(), d.split(' ').next().unwrap_or_default()))
+            .collect();
+        let states: BTreeMap<&str, &str> = solved
+            .states
+            .iter()
+            .map(|(n, s)| {
+                let word = match s {
+                    build::TargetState::Built => "built",
+                    build::TargetState::Cached => "cached",
+                    build::TargetState::Failed => "failed",
+                    build::TargetState::NotStarted => "not started",
+                };
+                (n.as_str(), word)
+            })
+            .collect();
+        eprintln!(
+            "{}",
+            serde_json::json!({
+                "summary": {
+                    "targets": states,
+                    "steps": steps,
+                    "cached": solved.cached,
+                    "executed": solved.executed,
+                    "duration_ms": solved.elapsed.as_millis() as u64,
+                    "images": images,
+                }
+            })
+        );
+    } else if !args.quiet {
         eprintln!(
             "built {} target(s): {steps} steps, {} cached, {} executed, {:.1}s, cache hit ratio {ratio:.0}%",
             solved.targets.len(),
@@ -799,7 +834,7 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
             solved.elapsed.as_secs_f64()
         );
     }
-    if solved.executed > 0 && mode != Some(Mode::Quiet) {
+    if solved.executed > 0 && mode != Some(Mode::Quiet) && !json {
         if let Some(summary) = trace.summary(&planned.graph) {
             for line in summary.lines() {
                 eprintln!("{line}");
@@ -828,7 +863,7 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
     if args.quiet {
         // The image ID alone on standard output, as docker build -q.
         crate::metadata::print_quiet(&reports, several)?;
-    } else {
+    } else if !json {
         let mut seen = std::collections::BTreeSet::new();
         for (name, d) in digest_lines {
             if !seen.insert(name.clone()) {

@@ -118,19 +118,54 @@ impl Progress for Printer {
     }
 }
 
-/// BuildKit-like live view for terminals: one spinner per running step with
-/// its timer and last output line; finished steps print one line each.
+/// BuildKit-like live view for terminals: a `[+] Building 3.2s (14/20)`
+/// header, one spinner per running step with its timer and last output
+/// line; finished steps print one line each.
 pub struct Tty {
     multi: indicatif::MultiProgress,
     bars: Mutex<std::collections::HashMap<u32, (indicatif::ProgressBar, String)>>,
+    header: indicatif::ProgressBar,
 }
 
 impl Tty {
     pub fn new() -> Self {
+        Self::with_steps(0)
+    }
+
+    /// A view that knows how many steps the build has (the header's total).
+    pub fn with_steps(total: usize) -> Self {
+        let multi = indicatif::MultiProgress::new();
+        let header = multi.add(indicatif::ProgressBar::new(total as u64));
+        header.set_style(
+            indicatif::ProgressStyle::with_template("[+] Building {secs} ({pos}/{len})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .with_key(
+                    "secs",
+                    |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.1}s", s.elapsed().as_secs_f64());
+                    },
+                ),
+        );
+        header.enable_steady_tick(std::time::Duration::from_millis(200));
         Tty {
-            multi: indicatif::MultiProgress::new(),
+            multi,
             bars: Mutex::new(Default::default()),
+            header,
         }
+    }
+
+    /// The steps of `graph` a build shows, for [`with_steps`](Self::with_steps).
+    pub fn steps_of(graph: &engine_ir::Graph) -> usize {
+        graph
+            .nodes()
+            .filter(|(_, n)| crate::run::visible(&n.op))
+            .count()
+    }
+}
+
+impl Drop for Tty {
+    fn drop(&mut self) {
+        self.header.finish();
     }
 }
 
@@ -155,6 +190,7 @@ impl Progress for Tty {
                 bars.insert(e.id, (bar, e.name.to_string()));
             }
             status => {
+                self.header.inc(1);
                 let (bar, name) = bars
                     .remove(&e.id)
                     .unwrap_or_else(|| (indicatif::ProgressBar::hidden(), e.name.to_string()));

@@ -334,7 +334,8 @@ fn cache_err(e: engine_cache::CacheError) -> StepError {
 }
 
 /// Whether a step shows up in progress (sources and config bookkeeping do not).
-fn visible(op: &Op) -> bool {
+/// Whether a node is a step progress shows (and counts).
+pub fn visible(op: &Op) -> bool {
     matches!(
         op,
         Op::Exec(_)

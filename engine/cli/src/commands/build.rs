@@ -454,7 +454,9 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
     let trace = engine_solver::trace::Trace::new(&planned.graph);
     let printer: Box<dyn engine_solver::progress::Progress> = match mode {
         Some(m) => Box::new(Printer::stderr(m)),
-        None => Box::new(engine_solver::progress::Tty::new()),
+        None => Box::new(engine_solver::progress::Tty::with_steps(
+            engine_solver::progress::Tty::steps_of(&planned.graph),
+        )),
     };
     let mut sched = Options::default();
     if let Some(j) = args.jobs {

@@ -5,7 +5,8 @@
 //! Files of a case directory with a meaning to the harness (not part of
 //! the build context):
 //! - `args`: extra build flags, one per line, the same for both builders:
-//!   `--build-arg K=V` or `--target STAGE`; `#` starts a comment line.
+//!   `--build-arg K=V`, `--target STAGE` or `--platform OS/ARCH`; `#`
+//!   starts a comment line.
 //! - `prepare.sh`: run with `sh -eu` inside a copy of the case directory
 //!   before building (to create archives, symlinks, odd modes ... that are
 //!   awkward to commit).
@@ -61,9 +62,9 @@ pub fn load(dir: &Path) -> Result<Case, String> {
                 .split_once(char::is_whitespace)
                 .map(|(f, v)| (f.to_string(), v.trim().to_string()))
                 .ok_or_else(|| format!("case `{name}`: args line `{line}` has no value"))?;
-            if flag != "--build-arg" && flag != "--target" {
+            if flag != "--build-arg" && flag != "--target" && flag != "--platform" {
                 return Err(format!(
-                    "case `{name}`: unsupported flag `{flag}` in args (use --build-arg or --target)"
+                    "case `{name}`: unsupported flag `{flag}` in args (use --build-arg, --target or --platform)"
                 ));
             }
             flags.push((flag, value));
@@ -176,6 +177,7 @@ fn build_both(case: &Case, env: &Env<'_>, ctx: &Path, work: &Path, tag: &str) ->
     for (flag, value) in &case.flags {
         match flag.as_str() {
             "--target" => eb.target = Some(value.clone()),
+            "--platform" => eb.platform = Some(value.clone()),
             _ => eb.build_args.push(value.clone()),
         }
     }

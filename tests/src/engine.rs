@@ -90,6 +90,8 @@ pub struct Build {
     pub build_args: Vec<String>,
     pub build_contexts: Vec<String>,
     pub target: Option<String>,
+    /// `--platform` (one or several, comma-separated).
+    pub platform: Option<String>,
     pub tags: Vec<String>,
     pub outputs: Vec<String>,
     pub cache_dir: Option<PathBuf>,
@@ -113,6 +115,9 @@ impl Build {
         }
         if let Some(t) = &self.target {
             cmd.arg("--target").arg(t);
+        }
+        if let Some(p) = &self.platform {
+            cmd.arg("--platform").arg(p);
         }
         for a in &self.build_args {
             cmd.arg("--build-arg").arg(a);

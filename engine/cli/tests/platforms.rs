@@ -332,3 +332,48 @@ run = "uname -m > /arch"
         ["linux/amd64", "linux/arm64"]
     );
 }
+
+#[test]
+fn a_build_platform_stage_is_one_step_for_every_target_platform() {
+    let ctx = context(
+        "FROM --platform=$BUILDPLATFORM busybox AS build\nRUN echo compiled > /bin.out\n\
+         FROM busybox\nARG TARGETARCH\nCOPY --from=build /bin.out /app-$TARGETARCH\n",
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let out = engine()
+        .args([
+            "build",
+            "--progress",
+            "json",
+            "--platform",
+            "linux/amd64,linux/arm64",
+        ])
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .arg("--build-context")
+        .arg(busybox_flag())
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let finished = |needle: &str| {
+        stderr
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| {
+                e["status"] == "done" && e["name"].as_str().is_some_and(|n| n.contains(needle))
+            })
+            .count()
+    };
+    assert_eq!(
+        finished("RUN echo compiled"),
+        1,
+        "the build stage ran once: {stderr}"
+    );
+    assert_eq!(
+        finished("COPY --from=build"),
+        2,
+        "one COPY per platform: {stderr}"
+    );
+}

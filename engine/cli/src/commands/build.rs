@@ -558,16 +558,16 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                         Some(plan.result)
                     }
                     Kind::OciTar => {
-                        let f = create(&out.dest)?;
-                        Some(
-                            engine_export::write_oci_layout_tar(
-                                &assembled()?,
-                                &state.blobs,
-                                std::io::BufWriter::with_capacity(1 << 20, f),
-                                &eopts,
-                            )
-                            .map_err(|e| fail(&e))?,
+                        let (f, pending) = create(&out.dest)?;
+                        let r = engine_export::write_oci_layout_tar(
+                            &assembled()?,
+                            &state.blobs,
+                            std::io::BufWriter::with_capacity(1 << 20, f),
+                            &eopts,
                         )
+                        .map_err(|e| fail(&e))?;
+                        pending.commit()?;
+                        Some(r)
                     }
                     Kind::OciDir => Some(
                         engine_export::write_oci_layout_dir(
@@ -627,13 +627,14 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
             match out.kind {
                 Kind::Local => build::write_rootfs_dir(value, &out.dest).map_err(|e| fail(&e))?,
                 Kind::Tar => {
-                    let f = create(&out.dest)?;
+                    let (f, pending) = create(&out.dest)?;
                     build::write_rootfs_tar(
                         &state,
                         value,
                         std::io::BufWriter::with_capacity(1 << 20, f),
                     )
                     .map_err(|e| fail(&e))?;
+                    pending.commit()?;
                 }
                 Kind::Registry => {
                     if eopts.names.is_empty() {
@@ -682,31 +683,38 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
                             .map_err(|e| fail(&e))?;
                     let result = match out.kind {
                         Kind::Docker => {
-                            let f = create(&out.dest)?;
+                            let (f, pending) = create(&out.dest)?;
                             engine_export::write_docker_archive(
                                 &image,
                                 &state.blobs,
                                 std::io::BufWriter::with_capacity(1 << 20, f),
                                 &eopts,
                             )
+                            .map(|r| (r, Some(pending)))
                         }
                         Kind::OciTar => {
-                            let f = create(&out.dest)?;
+                            let (f, pending) = create(&out.dest)?;
                             engine_export::write_oci_layout_tar(
                                 std::slice::from_ref(&image),
                                 &state.blobs,
                                 std::io::BufWriter::with_capacity(1 << 20, f),
                                 &eopts,
                             )
+                            .map(|r| (r, Some(pending)))
                         }
                         _ => engine_export::write_oci_layout_dir(
                             std::slice::from_ref(&image),
                             &state.blobs,
                             &out.dest,
                             &eopts,
-                        ),
+                        )
+                        .map(|r| (r, None)),
                     }
                     .map_err(|e| fail(&e))?;
+                    let (result, pending) = result;
+                    if let Some(p) = pending {
+                        p.commit()?;
+                    }
                     digest_lines.push((name.clone(), digest_line(&result)));
                     reports.exported(name, &result, &eopts.names);
                 }
@@ -1062,7 +1070,38 @@ fn no_cache_filter(args: &BuildArgs) -> Result<Vec<String>, Failure> {
     Ok(out)
 }
 
-fn create(p: &std::path::Path) -> Result<std::fs::File, Failure> {
+/// A file output being written: a temporary file beside its destination,
+/// renamed into place by [`Pending::commit`] once the export succeeded, so
+/// that a failed export (a full disk, a bad blob) leaves the previous
+/// output as it was, never a partial one. Dropped uncommitted, the
+/// temporary file goes.
+struct Pending(Option<(tempfile::TempPath, std::path::PathBuf)>);
+
+impl Pending {
+    fn commit(self) -> Result<(), Failure> {
+        let Some((temp, dest)) = self.0 else {
+            return Ok(());
+        };
+        // The old file goes first: renaming over it would make ext4 flush
+        // the new one (auto_da_alloc), which made re-exporting a 512 MiB
+        // image wait ~1 s. It also replaces a symlink at the destination
+        // instead of writing through it.
+        match std::fs::remove_file(&dest) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(
+                    Failure::infra(format!("cannot replace `{}`", dest.display())).caused_by(&e),
+                )
+            }
+        }
+        temp.persist(&dest).map_err(|e| {
+            Failure::infra(format!("cannot write `{}`", dest.display())).caused_by(&e.error)
+        })
+    }
+}
+
+fn create(p: &std::path::Path) -> Result<(std::fs::File, Pending), Failure> {
     if p.as_os_str() == "-" {
         // `dest=-`: standard output, which must not be a terminal (buildx).
         let out = std::io::stdout();
@@ -1076,30 +1115,22 @@ fn create(p: &std::path::Path) -> Result<std::fs::File, Failure> {
         return out
             .as_fd()
             .try_clone_to_owned()
-            .map(std::fs::File::from)
+            .map(|f| (std::fs::File::from(f), Pending(None)))
             .map_err(|e| Failure::infra("cannot write to standard output").caused_by(&e));
     }
-    if let Some(parent) = p.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| {
-            Failure::infra(format!("cannot create `{}`", parent.display())).caused_by(&e)
-        })?;
-    }
-    // A new file rather than the old one truncated: ext4 flushes a file
-    // truncated to zero when it is closed (auto_da_alloc), which made
-    // re-exporting a 512 MiB image wait ~1 s in close(2). It also replaces a
-    // symlink at the destination instead of writing through it.
-    match std::fs::remove_file(p) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(Failure::infra(format!("cannot replace `{}`", p.display())).caused_by(&e))
-        }
-    }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(p)
-        .map_err(|e| Failure::infra(format!("cannot create `{}`", p.display())).caused_by(&e))
+    let parent = p
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| {
+        Failure::infra(format!("cannot create `{}`", parent.display())).caused_by(&e)
+    })?;
+    let temp = tempfile::Builder::new()
+        .prefix(".engine-output-")
+        .tempfile_in(parent)
+        .map_err(|e| Failure::infra(format!("cannot create `{}`", p.display())).caused_by(&e))?;
+    let (file, path) = temp.into_parts();
+    Ok((file, Pending(Some((path, p.to_path_buf())))))
 }
 
 /// An output that could not be written: export I/O, exit code 3.

@@ -158,7 +158,7 @@ impl Tty {
     pub fn steps_of(graph: &engine_ir::Graph) -> usize {
         graph
             .nodes()
-            .filter(|(_, n)| crate::run::visible(&n.op))
+            .filter(|(_, n)| visible(&n.op))
             .count()
     }
 }
@@ -213,4 +213,17 @@ impl Progress for Tty {
             bar.set_message(format!("{name} │ {short}"));
         }
     }
+}
+
+/// Whether a node is a step progress shows (and counts): RUN, file ops and
+/// image sources, not contexts or config edits.
+pub fn visible(op: &engine_ir::Op) -> bool {
+    use engine_ir::{Op, Source};
+    matches!(
+        op,
+        Op::Exec(_)
+            | Op::File(_)
+            | Op::Source(Source::Layout { .. })
+            | Op::Source(Source::Image { .. })
+    )
 }

@@ -334,16 +334,6 @@ fn cache_err(e: engine_cache::CacheError) -> StepError {
 }
 
 /// Whether a step shows up in progress (sources and config bookkeeping do not).
-/// Whether a node is a step progress shows (and counts).
-pub fn visible(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::Exec(_)
-            | Op::File(_)
-            | Op::Source(Source::Layout { .. })
-            | Op::Source(Source::Image { .. })
-    )
-}
 
 impl NodeRunner for Runner<'_> {
     type Output = Value;
@@ -360,7 +350,7 @@ impl NodeRunner for Runner<'_> {
 
     fn run(&self, id: NodeId, inputs: &[Value], cancel: &CancelToken) -> Result<Value, StepError> {
         let node = self.graph.node(id);
-        let show = visible(&node.op);
+        let show = crate::progress::visible(&node.op);
         let start = Instant::now();
         let name = node.meta.name.as_str();
         if show {

@@ -333,8 +333,6 @@ fn cache_err(e: engine_cache::CacheError) -> StepError {
     e.into()
 }
 
-/// Whether a step shows up in progress (sources and config bookkeeping do not).
-
 impl NodeRunner for Runner<'_> {
     type Output = Value;
     type Error = StepError;

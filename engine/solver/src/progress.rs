@@ -156,10 +156,7 @@ impl Tty {
 
     /// The steps of `graph` a build shows, for [`with_steps`](Self::with_steps).
     pub fn steps_of(graph: &engine_ir::Graph) -> usize {
-        graph
-            .nodes()
-            .filter(|(_, n)| visible(&n.op))
-            .count()
+        graph.nodes().filter(|(_, n)| visible(&n.op)).count()
     }
 }
 

@@ -28,8 +28,8 @@ use std::time::{Duration, SystemTime};
 use sha2::{Digest as _, Sha256};
 use tempfile::NamedTempFile;
 
-use crate::digest::Digest;
 use crate::memo::FileStamp;
+use engine_oci::Digest;
 
 /// Temp files in `ingest/` older than this are left over from crashed
 /// writers and are removed by [`BlobStore::open`].
@@ -95,7 +95,7 @@ impl BlobStore {
     /// left in `ingest/` by writers that crashed more than an hour ago.
     pub fn open(root: impl AsRef<Path>) -> Result<Self> {
         let root = root.as_ref().to_path_buf();
-        let blobs = root.join("blobs").join("sha256");
+        let blobs = engine_oci::layout::blobs_dir(&root);
         let ingest = root.join("ingest");
         for dir in [&blobs, &ingest] {
             fs::create_dir_all(dir).map_err(BlobError::io("creating directory", dir))?;
@@ -146,7 +146,7 @@ impl BlobStore {
 
     /// Where the blob with this digest lives (whether or not it exists).
     pub fn path(&self, digest: &Digest) -> PathBuf {
-        self.blobs.join(digest.hex())
+        engine_oci::layout::blob_path(&self.root, digest)
     }
 
     /// Start writing a new blob.

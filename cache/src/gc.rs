@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::digest::Digest;
 use crate::index::IndexTxn;
 use crate::lease::{self, LeaseItem, LiveLeases};
 use crate::lock::FileLock;
@@ -29,6 +28,7 @@ use crate::record::{Kind, Record, StepLayer};
 use crate::store::CacheStore;
 use crate::sweep::disk_usage;
 use crate::{now_secs, valid_key, CacheError};
+use engine_oci::Digest;
 
 /// What a collection may delete.
 #[derive(Debug, Clone, Default)]

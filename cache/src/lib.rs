@@ -19,7 +19,6 @@
 //! ```
 
 pub mod blobs;
-pub mod digest;
 pub mod durable;
 mod fsflags;
 pub mod gc;
@@ -36,7 +35,8 @@ use std::io;
 use std::path::PathBuf;
 
 pub use blobs::{BlobError, BlobStore, BlobWriter, INGEST_MAX_AGE};
-pub use digest::{Digest, DigestError, SHA256};
+/// The blob store is keyed by the OCI vocabulary's digests.
+pub use engine_oci::{Digest, DigestError, SHA256};
 pub use gc::{GcReport, Policy, Usage, UsageRow};
 pub use lease::{LeaseItem, Session};
 pub use memo::{FileHashMemo, FileStamp};

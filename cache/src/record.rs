@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::digest::Digest;
+use engine_oci::Digest;
 
 /// The record format version, stored in every record.
 pub const RECORD_VERSION: u32 = 1;

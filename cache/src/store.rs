@@ -32,7 +32,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use crate::blobs::{BlobStore, BlobWriter};
-use crate::digest::Digest;
 use crate::durable::BackgroundSync;
 use crate::index::{Index, IndexTxn};
 use crate::lease::{self, LeaseItem, Session};
@@ -40,6 +39,7 @@ use crate::lock::FileLock;
 use crate::memo::{FileHashMemo, FileStamp};
 use crate::record::{Kind, Record, SnapshotMeta, StepLayer};
 use crate::{now_secs, valid_key, CacheError};
+use engine_oci::Digest;
 
 /// Held while using the store (shared `gc.lock`).
 #[derive(Debug)]

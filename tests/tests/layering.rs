@@ -8,20 +8,27 @@ use std::process::Command;
 fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
     BTreeMap::from([
         ("engine-ir", &[][..]),
-        ("engine-dockerfile", &["engine-ir"][..]),
+        // The OCI vocabulary: digests, media types, documents, references,
+        // platform matching. Platforms themselves are the IR's.
+        ("engine-oci", &["engine-ir"][..]),
+        ("engine-dockerfile", &["engine-ir", "engine-oci"][..]),
         ("engine-toml", &["engine-ir", "engine-dockerfile"][..]),
-        ("engine-cache", &["engine-ir"][..]),
-        ("engine-layers", &["engine-ir"][..]),
+        ("engine-cache", &["engine-ir", "engine-oci"][..]),
+        ("engine-layers", &["engine-ir", "engine-oci"][..]),
         ("engine-sandbox", &["engine-ir"][..]),
         (
             "engine-export",
-            &["engine-ir", "engine-cache", "engine-layers"][..],
+            &["engine-ir", "engine-oci", "engine-cache", "engine-layers"][..],
         ),
-        ("engine-registry", &["engine-ir", "engine-cache"][..]),
+        (
+            "engine-registry",
+            &["engine-ir", "engine-oci", "engine-cache"][..],
+        ),
         (
             "engine-solver",
             &[
                 "engine-ir",
+                "engine-oci",
                 "engine-cache",
                 "engine-layers",
                 "engine-sandbox",
@@ -96,4 +103,14 @@ fn the_rules_reject_an_upward_edge() {
     assert!(!rules["engine-ir"].contains(&"engine-dockerfile"));
     assert!(!rules["engine-dockerfile"].contains(&"engine-cache"));
     assert!(!rules["engine-cache"].contains(&"engine-cli"));
+    // The vocabulary sits below everything that speaks it.
+    assert!(!rules["engine-ir"].contains(&"engine-oci"));
+    for above in [
+        "engine-cache",
+        "engine-export",
+        "engine-registry",
+        "engine-dockerfile",
+    ] {
+        assert!(!rules["engine-oci"].contains(&above), "{above}");
+    }
 }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 /// Crate source directories checked, relative to the workspace root.
 const CRATES: &[&str] = &[
     "engine/ir/src",
+    "engine/oci/src",
     "frontends/dockerfile/src",
     "frontends/toml/src",
     "cache/src",

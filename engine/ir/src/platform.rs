@@ -51,26 +51,38 @@ impl Platform {
         Ok(p)
     }
 
+    /// containerd's normalisation (`platforms.Normalize`): lower case,
+    /// `macos` → `darwin`, architecture aliases, and each architecture's
+    /// variant spelled one way (`arm64`'s default `v8` as none, `arm`'s
+    /// default `v7` written out, `amd64/v1` as plain `amd64`).
     fn normalized(mut self) -> Self {
-        self.os = self.os.to_ascii_lowercase();
-        let arch = self.architecture.to_ascii_lowercase();
-        let (arch, default_variant): (&str, Option<&str>) = match arch.as_str() {
-            "x86_64" | "x86-64" | "amd64" => ("amd64", None),
-            "aarch64" | "arm64" => ("arm64", Some("v8")),
-            "armhf" | "arm" => ("arm", Some("v7")),
-            "armel" => ("arm", Some("v6")),
-            "i386" | "386" => ("386", None),
-            other => (other, None),
+        self.os = match self.os.to_ascii_lowercase().as_str() {
+            "macos" => "darwin".to_string(),
+            os => os.to_string(),
         };
-        let variant = self.variant.take().map(|v| v.to_ascii_lowercase());
-        self.variant = match (variant, default_variant) {
-            // The default variant of an architecture is written as none.
-            (Some(v), Some(d)) if v == d && arch == "arm64" => None,
-            (Some(v), _) => Some(v),
-            (None, Some(d)) if arch == "arm" => Some(d.to_string()),
-            (None, _) => None,
+        let arch = self.architecture.to_ascii_lowercase();
+        let variant = self
+            .variant
+            .take()
+            .map(|v| v.to_ascii_lowercase())
+            .filter(|v| !v.is_empty());
+        let (arch, variant) = match (arch.as_str(), variant.as_deref()) {
+            ("i386", _) => ("386", None),
+            ("x86_64" | "x86-64" | "amd64", Some("v1")) => ("amd64", None),
+            ("x86_64" | "x86-64" | "amd64", v) => ("amd64", v),
+            ("aarch64" | "arm64", Some("8" | "v8" | "v8.0")) => ("arm64", None),
+            ("aarch64" | "arm64", Some("9" | "9.0" | "v9.0")) => ("arm64", Some("v9")),
+            ("aarch64" | "arm64", v) => ("arm64", v),
+            ("armhf", _) => ("arm", Some("v7")),
+            ("armel", _) => ("arm", Some("v6")),
+            ("arm", None | Some("7")) => ("arm", Some("v7")),
+            ("arm", Some("5")) => ("arm", Some("v5")),
+            ("arm", Some("6")) => ("arm", Some("v6")),
+            ("arm", Some("8")) => ("arm", Some("v8")),
+            (a, v) => (a, v),
         };
         self.architecture = arch.to_string();
+        self.variant = variant.map(str::to_string);
         self
     }
 

@@ -92,7 +92,7 @@ pub fn target_json(t: &TargetReport) -> Value {
         // As BuildKit's image exporters report a single manifest.
         if let (Some(id), true) = (
             &t.image_id,
-            engine_export::oci::is_manifest_type(&d.media_type),
+            engine_oci::media_type::is_manifest(&d.media_type),
         ) {
             desc.annotations.insert("config.digest".into(), id.clone());
         }
@@ -189,16 +189,8 @@ mod tests {
     use engine_export::{Digest, ExportedImage};
 
     fn result() -> ExportResult {
-        let m = Descriptor::new(
-            engine_export::oci::MEDIA_TYPE_OCI_MANIFEST,
-            Digest::of(b"m"),
-            1,
-        );
-        let c = Descriptor::new(
-            engine_export::oci::MEDIA_TYPE_OCI_CONFIG,
-            Digest::of(b"c"),
-            1,
-        );
+        let m = Descriptor::new(engine_oci::media_type::OCI_MANIFEST, Digest::of(b"m"), 1);
+        let c = Descriptor::new(engine_oci::media_type::OCI_CONFIG, Digest::of(b"c"), 1);
         ExportResult {
             root: m.clone(),
             images: vec![ExportedImage {
@@ -221,7 +213,7 @@ mod tests {
         );
         assert_eq!(v["image.name"], "a:1,b:2");
         let d = &v["containerimage.descriptor"];
-        assert_eq!(d["mediaType"], engine_export::oci::MEDIA_TYPE_OCI_MANIFEST);
+        assert_eq!(d["mediaType"], engine_oci::media_type::OCI_MANIFEST);
         assert_eq!(d["size"], 1);
         assert_eq!(
             d["annotations"]["config.digest"],

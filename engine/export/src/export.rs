@@ -11,16 +11,19 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::Path;
 
-use engine_cache::{BlobStore, Digest};
+use engine_cache::BlobStore;
 use engine_ir::Platform;
+use engine_oci::{
+    annotation, layout, media_type, Descriptor, DescriptorPlatform, Digest, Index, LayerMediaType,
+    Manifest,
+};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{io_err, Error, Result};
-use crate::model::{ExportOptions, ExportResult, ExportedImage, ImageToExport, LayerMediaType};
+use crate::model::{ExportOptions, ExportResult, ExportedImage, ImageToExport};
 use crate::name::ImageName;
-use crate::oci::{self, Descriptor, DescriptorPlatform, Index, Manifest, OciLayoutFile};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum MediaTypes {
@@ -83,9 +86,9 @@ fn plan(
         one.manifest.clone()
     } else {
         let index_mt = match mt {
-            _ if !index_annotations.is_empty() => oci::MEDIA_TYPE_OCI_INDEX,
-            MediaTypes::Oci => oci::MEDIA_TYPE_OCI_INDEX,
-            MediaTypes::Docker => oci::MEDIA_TYPE_DOCKER_LIST,
+            _ if !index_annotations.is_empty() => media_type::OCI_INDEX,
+            MediaTypes::Oci => media_type::OCI_INDEX,
+            MediaTypes::Docker => media_type::DOCKER_LIST,
         };
         let mut index = Index::new(
             Some(index_mt),
@@ -153,11 +156,8 @@ fn plan_image(
     }
 
     let (config_mt, manifest_mt) = match mt {
-        MediaTypes::Oci => (oci::MEDIA_TYPE_OCI_CONFIG, oci::MEDIA_TYPE_OCI_MANIFEST),
-        MediaTypes::Docker => (
-            oci::MEDIA_TYPE_DOCKER_CONFIG,
-            oci::MEDIA_TYPE_DOCKER_MANIFEST,
-        ),
+        MediaTypes::Oci => (media_type::OCI_CONFIG, media_type::OCI_MANIFEST),
+        MediaTypes::Docker => (media_type::DOCKER_CONFIG, media_type::DOCKER_MANIFEST),
     };
     let config_desc = Descriptor::new(
         config_mt,
@@ -247,7 +247,7 @@ fn index_entries(root: &Descriptor, opts: &ExportOptions) -> Result<Vec<Descript
     let with_created = |mut d: Descriptor| {
         if let Some(c) = &created {
             d.annotations
-                .insert(oci::ANNOTATION_CREATED.to_string(), c.clone());
+                .insert(annotation::CREATED.to_string(), c.clone());
         }
         d
     };
@@ -260,9 +260,9 @@ fn index_entries(root: &Descriptor, opts: &ExportOptions) -> Result<Vec<Descript
         .map(|n| {
             let mut d = root.clone();
             d.annotations
-                .insert(oci::ANNOTATION_IMAGE_NAME.to_string(), n.to_string());
+                .insert(annotation::IMAGE_NAME.to_string(), n.to_string());
             d.annotations
-                .insert(oci::ANNOTATION_REF_NAME.to_string(), n.tag().to_string());
+                .insert(annotation::REF_NAME.to_string(), n.tag().to_string());
             with_created(d)
         })
         .collect())
@@ -285,16 +285,9 @@ fn index_json(
     manifests: Vec<Descriptor>,
     annotations: BTreeMap<String, String>,
 ) -> Result<Vec<u8>> {
-    let mut index = Index::new(Some(oci::MEDIA_TYPE_OCI_INDEX), manifests);
+    let mut index = Index::new(Some(media_type::OCI_INDEX), manifests);
     index.annotations = annotations;
     to_json(&index)
-}
-
-fn oci_layout_json() -> Vec<u8> {
-    serde_json::to_vec(&OciLayoutFile {
-        image_layout_version: oci::OCI_LAYOUT_VERSION.to_string(),
-    })
-    .expect("static json")
 }
 
 /// `SOURCE_DATE_EPOCH` seconds as RFC 3339 UTC.
@@ -430,8 +423,8 @@ pub fn write_oci_layout_dir(
     let entries = index_entries(&plan.root, opts)?;
 
     fs::create_dir_all(dir).map_err(io_err("creating directory", dir))?;
-    let layout_file = dir.join(oci::OCI_LAYOUT_FILE);
-    let index_path = dir.join(oci::INDEX_FILE);
+    let layout_file = dir.join(layout::LAYOUT_FILE);
+    let index_path = dir.join(layout::INDEX_FILE);
     if !layout_file.exists() {
         let non_empty = fs::read_dir(dir)
             .map_err(io_err("reading directory", dir))?
@@ -457,7 +450,7 @@ pub fn write_oci_layout_dir(
         None
     };
 
-    let blobs_dir = dir.join("blobs").join("sha256");
+    let blobs_dir = layout::blobs_dir(dir);
     fs::create_dir_all(&blobs_dir).map_err(io_err("creating directory", &blobs_dir))?;
     sweep_stale_temp_files(dir);
     sweep_stale_temp_files(&blobs_dir);
@@ -466,9 +459,9 @@ pub fn write_oci_layout_dir(
     }
     sync_dir(&blobs_dir)?;
 
-    let layout_json = oci_layout_json();
+    let layout_json = layout::LayoutFile::current_json();
     if fs::read(&layout_file).ok().as_deref() != Some(&layout_json[..]) {
-        write_file_atomic(dir, oci::OCI_LAYOUT_FILE, &layout_json)?;
+        write_file_atomic(dir, layout::LAYOUT_FILE, &layout_json)?;
     }
 
     let new_refs: BTreeSet<&str> = entries.iter().filter_map(Descriptor::ref_name).collect();
@@ -488,7 +481,11 @@ pub fn write_oci_layout_dir(
         None => (Vec::new(), BTreeMap::new()),
     };
     manifests.extend(entries);
-    write_file_atomic(dir, oci::INDEX_FILE, &index_json(manifests, annotations)?)?;
+    write_file_atomic(
+        dir,
+        layout::INDEX_FILE,
+        &index_json(manifests, annotations)?,
+    )?;
     sync_dir(dir)?;
     Ok(plan.result())
 }
@@ -711,11 +708,11 @@ pub fn write_oci_layout_tar<W: Write>(
 ) -> Result<ExportResult> {
     let plan = plan(images, store, MediaTypes::Oci, &opts.index_annotations)?;
     let index = index_json(index_entries(&plan.root, opts)?, BTreeMap::new())?;
-    let layout = oci_layout_json();
+    let layout = layout::LayoutFile::current_json();
     let mut entries = BTreeMap::new();
     blob_entries(&plan, &mut entries);
-    entries.insert(oci::INDEX_FILE.into(), TarEntry::Bytes(&index));
-    entries.insert(oci::OCI_LAYOUT_FILE.into(), TarEntry::Bytes(&layout));
+    entries.insert(layout::INDEX_FILE.into(), TarEntry::Bytes(&index));
+    entries.insert(layout::LAYOUT_FILE.into(), TarEntry::Bytes(&layout));
     let mut out = write_tar(out, &entries, store, opts.source_date_epoch.unwrap_or(0))?;
     out.flush().map_err(|source| Error::Write {
         entry: "the archive".into(),
@@ -762,7 +759,7 @@ pub fn write_docker_archive<W: Write>(
     )?;
     let names = parse_names(&opts.names)?;
     let index = index_json(index_entries(&plan.root, opts)?, BTreeMap::new())?;
-    let layout = oci_layout_json();
+    let layout = layout::LayoutFile::current_json();
 
     let exported = &plan.images[0];
     let layers = &plan.layers[0];
@@ -786,8 +783,8 @@ pub fn write_docker_archive<W: Write>(
 
     let mut entries = BTreeMap::new();
     blob_entries(&plan, &mut entries);
-    entries.insert(oci::INDEX_FILE.into(), TarEntry::Bytes(&index));
-    entries.insert(oci::OCI_LAYOUT_FILE.into(), TarEntry::Bytes(&layout));
+    entries.insert(layout::INDEX_FILE.into(), TarEntry::Bytes(&index));
+    entries.insert(layout::LAYOUT_FILE.into(), TarEntry::Bytes(&layout));
     entries.insert("manifest.json".into(), TarEntry::Bytes(&manifest_json));
     if !repositories.is_empty() {
         entries.insert("repositories".into(), TarEntry::Bytes(&repositories_json));

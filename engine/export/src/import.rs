@@ -16,16 +16,17 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use engine_cache::{BlobStore, Digest};
+use engine_cache::BlobStore;
 use engine_ir::Platform;
+use engine_oci::layout::{self, blob_path as blob_file, LayoutFile};
+use engine_oci::{annotation, media_type, Descriptor, Digest, Index, LayerMediaType, Manifest};
 use oci_spec::image::ImageConfiguration;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::{io_err, Error, Result};
-use crate::model::{LayerBlob, LayerMediaType};
+use crate::model::LayerBlob;
 use crate::name::valid_tag;
-use crate::oci::{self, Descriptor, Index, Manifest, OciLayoutFile};
 
 /// Limit for `index.json`, `oci-layout`, manifests, indexes and configs.
 pub const MAX_DOCUMENT_SIZE: u64 = 4 * 1024 * 1024;
@@ -139,10 +140,6 @@ impl ResolvedImage {
     }
 }
 
-fn blob_file(root: &Path, d: &Digest) -> PathBuf {
-    root.join("blobs").join("sha256").join(d.hex())
-}
-
 /// An opened, validated layout directory.
 struct Layout {
     root: PathBuf,
@@ -158,12 +155,12 @@ impl Layout {
         if !root.is_dir() {
             return Err(not_layout("not a directory".into()));
         }
-        let layout_file = root.join(oci::OCI_LAYOUT_FILE);
+        let layout_file = root.join(layout::LAYOUT_FILE);
         if !layout_file.is_file() {
             return Err(not_layout("no oci-layout file".into()));
         }
         let bytes = read_limited(&layout_file)?;
-        let parsed: OciLayoutFile = serde_json::from_slice(&bytes)
+        let parsed: LayoutFile = serde_json::from_slice(&bytes)
             .map_err(|e| not_layout(format!("invalid oci-layout file: {e}")))?;
         if !parsed.image_layout_version.starts_with("1.") {
             return Err(not_layout(format!(
@@ -274,8 +271,8 @@ impl Layout {
         })?;
         desc.media_type = match v.get("mediaType").and_then(Value::as_str) {
             Some(mt) => mt.to_string(),
-            None if v.get("manifests").is_some() => oci::MEDIA_TYPE_OCI_INDEX.to_string(),
-            None if v.get("config").is_some() => oci::MEDIA_TYPE_OCI_MANIFEST.to_string(),
+            None if v.get("manifests").is_some() => media_type::OCI_INDEX.to_string(),
+            None if v.get("config").is_some() => media_type::OCI_MANIFEST.to_string(),
             None => {
                 return Err(Error::InvalidDocument {
                     what: format!("blob {digest}"),
@@ -363,8 +360,8 @@ fn parse_document<T: DeserializeOwned>(
             }
         }
         let kind_ok = match kind {
-            DocKind::Manifest => oci::is_manifest_type(mt),
-            DocKind::Index => oci::is_index_type(mt),
+            DocKind::Manifest => media_type::is_manifest(mt),
+            DocKind::Index => media_type::is_index(mt),
         };
         if !kind_ok {
             return Err(invalid(format!("unexpected mediaType `{mt}`")));
@@ -406,7 +403,7 @@ fn platform_score(candidate: &Platform, want: &Platform) -> Option<u32> {
 fn select_platform<'a>(descs: &[&'a Descriptor], want: &Platform) -> Option<&'a Descriptor> {
     descs
         .iter()
-        .filter(|d| oci::is_manifest_type(&d.media_type) || oci::is_index_type(&d.media_type))
+        .filter(|d| media_type::is_manifest(&d.media_type) || media_type::is_index(&d.media_type))
         .filter_map(|d| {
             let p = d.platform.as_ref()?.to_platform();
             platform_score(&p, want).map(|s| (s, *d))
@@ -427,7 +424,7 @@ fn platforms_of(descs: &[&Descriptor]) -> Vec<String> {
 fn entry_label(d: &Descriptor) -> String {
     d.ref_name()
         .map(str::to_string)
-        .or_else(|| d.annotations.get(oci::ANNOTATION_IMAGE_NAME).cloned())
+        .or_else(|| d.annotations.get(annotation::IMAGE_NAME).cloned())
         .unwrap_or_else(|| d.digest.to_string())
 }
 
@@ -447,7 +444,7 @@ pub fn open_oci_layout(
         platform.variant.as_deref(),
     );
     let layout = Layout::open(path)?;
-    let index_path = layout.root.join(oci::INDEX_FILE);
+    let index_path = layout.root.join(layout::INDEX_FILE);
     if !index_path.is_file() {
         return Err(Error::NotALayout {
             path: path.to_path_buf(),
@@ -459,7 +456,7 @@ pub fn open_oci_layout(
         &index_bytes,
         DocKind::Index,
         None,
-        oci::INDEX_FILE,
+        layout::INDEX_FILE,
         &index_path,
     )?;
     let all: Vec<&Descriptor> = index.manifests.iter().collect();
@@ -476,7 +473,7 @@ pub fn open_oci_layout(
             .copied()
             .filter(|d| {
                 d.ref_name() == Some(t.as_str())
-                    || d.annotations.get(oci::ANNOTATION_IMAGE_NAME) == Some(t)
+                    || d.annotations.get(annotation::IMAGE_NAME) == Some(t)
             })
             .collect(),
         Some(TagOrDigest::Digest(dg)) => {
@@ -554,7 +551,7 @@ fn resolve(
     mut index_digests: Vec<Digest>,
 ) -> Result<ResolvedImage> {
     let path = blob_file(&layout.root, &desc.digest);
-    if oci::is_index_type(&desc.media_type) {
+    if media_type::is_index(&desc.media_type) {
         if index_digests.len() >= MAX_INDEX_DEPTH {
             return Err(Error::TooDeep(MAX_INDEX_DEPTH));
         }
@@ -571,7 +568,7 @@ fn resolve(
         index_digests.push(desc.digest);
         return resolve(layout, child, want, index_digests);
     }
-    if !oci::is_manifest_type(&desc.media_type) {
+    if !media_type::is_manifest(&desc.media_type) {
         return Err(Error::UnsupportedMediaType {
             what: "manifest",
             media_type: desc.media_type.clone(),
@@ -592,7 +589,7 @@ fn resolve(
         path: path.clone(),
         reason,
     };
-    if !oci::is_config_type(&manifest.config.media_type) {
+    if !media_type::is_config(&manifest.config.media_type) {
         return Err(Error::UnsupportedMediaType {
             what: "image config",
             media_type: manifest.config.media_type.clone(),
@@ -600,7 +597,7 @@ fn resolve(
         });
     }
     for l in &manifest.layers {
-        if !oci::is_layer_type(&l.media_type) {
+        if !media_type::is_layer(&l.media_type) {
             return Err(Error::UnsupportedMediaType {
                 what: "layer",
                 media_type: l.media_type.clone(),

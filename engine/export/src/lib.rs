@@ -12,6 +12,9 @@
 //!
 //! The importer, [`open_oci_layout`] + [`import_blobs`], backs
 //! `--build-context NAME=oci-layout://PATH[:TAG|@DIGEST]`.
+//!
+//! The documents, media types, image names and platform matching are the
+//! OCI vocabulary's, in `engine-oci`.
 
 pub mod error;
 pub mod export;
@@ -19,10 +22,11 @@ pub mod import;
 pub mod json;
 pub mod model;
 pub mod name;
-pub mod oci;
 
 pub use engine_cache::{BlobStore, Digest};
 pub use engine_ir::Platform;
+/// The OCI types of this crate's API.
+pub use engine_oci::{Descriptor, LayerMediaType};
 pub use error::{Error, Result};
 pub use export::{
     plan_registry_push, write_docker_archive, write_oci_layout_dir, write_oci_layout_tar,
@@ -34,7 +38,5 @@ pub use import::{
 };
 pub use model::{
     ConfigSource, ExportOptions, ExportResult, ExportedImage, ImageToExport, LayerBlob,
-    LayerMediaType,
 };
 pub use name::ImageName;
-pub use oci::{Descriptor, DescriptorPlatform, Index, Manifest};

@@ -3,62 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use engine_cache::Digest;
 use engine_ir::Platform;
+use engine_oci::{Descriptor, Digest, LayerMediaType};
 use oci_spec::image::ImageConfiguration;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::json;
-use crate::oci::{self, Descriptor};
-
-/// The compression of a layer blob; decides its media type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LayerMediaType {
-    /// An uncompressed tar.
-    Tar,
-    TarGzip,
-    TarZstd,
-}
-
-impl LayerMediaType {
-    /// `application/vnd.oci.image.layer.v1.tar[+gzip|+zstd]`.
-    pub fn oci(self) -> &'static str {
-        match self {
-            LayerMediaType::Tar => oci::MEDIA_TYPE_OCI_LAYER,
-            LayerMediaType::TarGzip => oci::MEDIA_TYPE_OCI_LAYER_GZIP,
-            LayerMediaType::TarZstd => oci::MEDIA_TYPE_OCI_LAYER_ZSTD,
-        }
-    }
-
-    /// `application/vnd.docker.image.rootfs.diff.tar[.gzip]`. Docker media
-    /// types have no zstd layer that Docker itself accepts: exporters switch
-    /// to OCI media types when a layer is zstd, as BuildKit does.
-    pub fn docker(self) -> &'static str {
-        match self {
-            LayerMediaType::Tar => oci::MEDIA_TYPE_DOCKER_LAYER,
-            LayerMediaType::TarGzip => oci::MEDIA_TYPE_DOCKER_LAYER_GZIP,
-            LayerMediaType::TarZstd => oci::MEDIA_TYPE_DOCKER_LAYER_ZSTD,
-        }
-    }
-
-    /// Recognise any OCI or Docker layer media type.
-    pub fn from_media_type(mt: &str) -> Option<Self> {
-        Some(match mt {
-            oci::MEDIA_TYPE_OCI_LAYER
-            | oci::MEDIA_TYPE_OCI_LAYER_ND
-            | oci::MEDIA_TYPE_DOCKER_LAYER => LayerMediaType::Tar,
-            oci::MEDIA_TYPE_OCI_LAYER_GZIP
-            | oci::MEDIA_TYPE_OCI_LAYER_ND_GZIP
-            | oci::MEDIA_TYPE_DOCKER_LAYER_GZIP
-            | oci::MEDIA_TYPE_DOCKER_FOREIGN_LAYER_GZIP => LayerMediaType::TarGzip,
-            oci::MEDIA_TYPE_OCI_LAYER_ZSTD
-            | oci::MEDIA_TYPE_OCI_LAYER_ND_ZSTD
-            | oci::MEDIA_TYPE_DOCKER_LAYER_ZSTD => LayerMediaType::TarZstd,
-            _ => return None,
-        })
-    }
-}
 
 /// One layer of an image: a blob in the store.
 #[derive(Debug, Clone, PartialEq, Eq)]

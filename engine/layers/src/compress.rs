@@ -1,5 +1,7 @@
 use std::io::{self, BufRead, Read, Write};
 
+use engine_oci::LayerMediaType;
+
 /// Compression of a layer blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Compression {
@@ -13,12 +15,12 @@ pub enum Compression {
 }
 
 impl Compression {
-    /// The OCI media type of a layer with this compression.
-    pub fn media_type(self) -> &'static str {
+    /// The media type of a layer with this compression.
+    pub fn media_type(self) -> LayerMediaType {
         match self {
-            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
-            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
-            Compression::None => "application/vnd.oci.image.layer.v1.tar",
+            Compression::Gzip => LayerMediaType::TarGzip,
+            Compression::Zstd => LayerMediaType::TarZstd,
+            Compression::None => LayerMediaType::Tar,
         }
     }
 }

@@ -8,10 +8,11 @@
 use std::fs;
 use std::path::Path;
 
-use engine_cache::Digest;
+use engine_oci::layout::{self, blob_path};
+use engine_oci::{annotation, media_type, Descriptor, Index, Manifest};
 use engine_registry::{Client, Reference};
 
-use crate::cache_share::{blob_path, CACHE_REF_NAME, MAX_DOC, MEDIA_TYPE_CACHE};
+use crate::cache_share::{CACHE_REF_NAME, MAX_DOC, MEDIA_TYPE_CACHE};
 use crate::run::StepError;
 
 fn err(s: impl Into<String>) -> StepError {
@@ -26,50 +27,30 @@ fn io_err(context: String) -> impl FnOnce(std::io::Error) -> StepError {
     move |source| StepError::Io { context, source }
 }
 
-fn descriptor(v: &serde_json::Value) -> Option<(Digest, u64)> {
-    Some((
-        Digest::parse(v.get("digest")?.as_str()?).ok()?,
-        v.get("size")?.as_u64()?,
-    ))
-}
-
 /// Push the cache exported into `dir` (by `cache_share::export`) to `r`.
 pub fn push(client: &Client, dir: &Path, r: &Reference) -> Result<(), StepError> {
-    let index: serde_json::Value =
-        serde_json::from_slice(&fs::read(dir.join("index.json")).map_err(io_err(format!(
-            "reading the exported cache in {}",
-            dir.display()
-        )))?)
-        .map_err(|e| err(format!("exported cache index: {e}")))?;
+    let index: Index = serde_json::from_slice(&fs::read(dir.join(layout::INDEX_FILE)).map_err(
+        io_err(format!("reading the exported cache in {}", dir.display())),
+    )?)
+    .map_err(|e| err(format!("exported cache index: {e}")))?;
     let entry = index
-        .get("manifests")
-        .and_then(|m| m.as_array())
-        .and_then(|m| m.first())
+        .manifests
+        .first()
         .ok_or_else(|| err("the exported cache has no manifest"))?;
-    let media_type = entry
-        .get("mediaType")
-        .and_then(|m| m.as_str())
-        .unwrap_or("application/vnd.oci.image.manifest.v1+json")
-        .to_string();
-    let (manifest_digest, _) =
-        descriptor(entry).ok_or_else(|| err("bad manifest descriptor in the exported cache"))?;
-    let manifest_bytes = fs::read(blob_path(dir, &manifest_digest))
+    let manifest_bytes = fs::read(blob_path(dir, &entry.digest))
         .map_err(io_err("reading the cache manifest".into()))?;
-    let manifest: serde_json::Value =
+    let manifest: Manifest =
         serde_json::from_slice(&manifest_bytes).map_err(|e| err(format!("cache manifest: {e}")))?;
-    let mut blobs = Vec::new();
-    blobs.extend(manifest.get("config").and_then(descriptor));
-    if let Some(layers) = manifest.get("layers").and_then(|l| l.as_array()) {
-        blobs.extend(layers.iter().filter_map(descriptor));
-    }
     let fail = || registry(format!("pushing the cache to `{r}`"));
-    for (d, size) in blobs {
-        let mut f = fs::File::open(blob_path(dir, &d))
-            .map_err(io_err(format!("reading cache blob {d}")))?;
-        client.push_blob(r, &d, size, &mut f).map_err(fail())?;
+    for d in std::iter::once(&manifest.config).chain(&manifest.layers) {
+        let mut f = fs::File::open(blob_path(dir, &d.digest))
+            .map_err(io_err(format!("reading cache blob {}", d.digest)))?;
+        client
+            .push_blob(r, &d.digest, d.size, &mut f)
+            .map_err(fail())?;
     }
     client
-        .push_manifest(r, &media_type, &manifest_bytes)
+        .push_manifest(r, &entry.media_type, &manifest_bytes)
         .map_err(fail())?;
     Ok(())
 }
@@ -83,19 +64,11 @@ pub fn fetch(client: &Client, r: &Reference, dir: &Path) -> Result<bool, StepErr
         Err(engine_registry::Error::Status { status: 404, .. }) => return Ok(false),
         Err(e) => return Err(registry(format!("reading the cache `{r}`"))(e)),
     };
-    let manifest: serde_json::Value = serde_json::from_slice(&fetched.bytes)
-        .map_err(|e| err(format!("cache manifest of `{r}`: {e}")))?;
-    let config = manifest.get("config");
-    let is_cache = config
-        .and_then(|c| c.get("mediaType"))
-        .and_then(|m| m.as_str())
-        == Some(MEDIA_TYPE_CACHE);
-    if !is_cache {
-        return Err(err(format!("`{r}` is not an engine build cache")));
-    }
-    let (config_digest, config_size) = config
-        .and_then(descriptor)
-        .ok_or_else(|| err(format!("cache manifest of `{r}` has no config")))?;
+    let manifest = match serde_json::from_slice::<Manifest>(&fetched.bytes) {
+        Ok(m) if m.config.media_type == MEDIA_TYPE_CACHE => m,
+        _ => return Err(err(format!("`{r}` is not an engine build cache"))),
+    };
+    let (config_digest, config_size) = (manifest.config.digest, manifest.config.size);
     let cap = engine_registry::Cap {
         size: MAX_DOC,
         of: "a cache's records",
@@ -108,20 +81,23 @@ pub fn fetch(client: &Client, r: &Reference, dir: &Path) -> Result<bool, StepErr
     fs::create_dir_all(manifest_path.parent().expect("blob paths have a parent")).map_err(io)?;
     fs::write(manifest_path, &fetched.bytes).map_err(io)?;
     fs::write(blob_path(dir, &config_digest), &records).map_err(io)?;
-    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(io)?;
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{
-            "mediaType": fetched.media_type,
-            "digest": fetched.digest.to_string(),
-            "size": fetched.bytes.len(),
-            "artifactType": MEDIA_TYPE_CACHE,
-            "annotations": { "org.opencontainers.image.ref.name": CACHE_REF_NAME },
-        }],
-    });
     fs::write(
-        dir.join("index.json"),
+        dir.join(layout::LAYOUT_FILE),
+        layout::LayoutFile::current_json(),
+    )
+    .map_err(io)?;
+    let mut entry = Descriptor::new(
+        fetched.media_type.clone(),
+        fetched.digest,
+        fetched.bytes.len() as u64,
+    );
+    entry.artifact_type = Some(MEDIA_TYPE_CACHE.to_string());
+    entry
+        .annotations
+        .insert(annotation::REF_NAME.to_string(), CACHE_REF_NAME.to_string());
+    let index = Index::new(Some(media_type::OCI_INDEX), vec![entry]);
+    fs::write(
+        dir.join(layout::INDEX_FILE),
         serde_json::to_vec(&index).map_err(|e| err(e.to_string()))?,
     )
     .map_err(io)?;

@@ -11,10 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use engine_cache::{Digest, Kind, LayerRef, Record, StepLayer};
-use engine_export::oci::{
-    Descriptor, Index, Manifest, OciLayoutFile, ANNOTATION_REF_NAME, INDEX_FILE,
-    MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST, OCI_LAYOUT_FILE, OCI_LAYOUT_VERSION,
-};
+use engine_oci::layout::{self, blob_path, INDEX_FILE};
+use engine_oci::{annotation, media_type, Descriptor, Index, Manifest};
 use serde::{Deserialize, Serialize};
 
 use crate::image::{layer_tag, LayerSettings};
@@ -24,9 +22,6 @@ use crate::state::StateDir;
 
 /// Media type (and artifact type) of the records blob.
 pub const MEDIA_TYPE_CACHE: &str = "application/vnd.engine.cache.v1+json";
-/// The OCI "empty" descriptor, used as the only layer when no step of the
-/// cache has a blob (a manifest should list at least one layer).
-pub const MEDIA_TYPE_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 /// `org.opencontainers.image.ref.name` of the cache manifest in `index.json`.
 pub const CACHE_REF_NAME: &str = "engine-cache";
 /// Largest records blob or manifest read back (64 MiB).
@@ -56,10 +51,6 @@ fn err(s: impl Into<String>) -> StepError {
 fn ioe(what: &str, p: &Path) -> impl FnOnce(io::Error) -> StepError {
     let c = format!("{what} {}", p.display());
     move |source| StepError::Io { context: c, source }
-}
-
-pub(crate) fn blob_path(dir: &Path, d: &Digest) -> PathBuf {
-    dir.join("blobs").join("sha256").join(d.hex())
 }
 
 /// Write `data` to `path` atomically (temp file in the same directory,
@@ -323,8 +314,8 @@ pub struct ExportRequest<'a> {
 /// records written by this build.
 pub fn export(state: &StateDir, req: &ExportRequest<'_>) -> Result<usize, StepError> {
     let dir = req.dir;
-    fs::create_dir_all(dir.join("blobs").join("sha256"))
-        .map_err(ioe("creating", &dir.join("blobs/sha256")))?;
+    let blobs = layout::blobs_dir(dir);
+    fs::create_dir_all(&blobs).map_err(ioe("creating", &blobs))?;
     // Kind and name of each step, by key.
     let info: BTreeMap<&str, (Kind, &str)> = req
         .steps
@@ -410,12 +401,13 @@ pub fn export(state: &StateDir, req: &ExportRequest<'_>) -> Result<usize, StepEr
     let mut layer_descs: Vec<Descriptor> = blobs.into_values().collect();
     if layer_descs.is_empty() {
         let mut d = put_blob_bytes(dir, b"{}")?;
-        d.media_type = MEDIA_TYPE_EMPTY.to_string();
+        // The OCI "empty" blob: a manifest should list at least one layer.
+        d.media_type = media_type::OCI_EMPTY.to_string();
         layer_descs.push(d);
     }
     let manifest = Manifest {
         schema_version: 2,
-        media_type: Some(MEDIA_TYPE_OCI_MANIFEST.to_string()),
+        media_type: Some(media_type::OCI_MANIFEST.to_string()),
         artifact_type: Some(MEDIA_TYPE_CACHE.to_string()),
         config,
         layers: layer_descs,
@@ -425,16 +417,13 @@ pub fn export(state: &StateDir, req: &ExportRequest<'_>) -> Result<usize, StepEr
     let manifest_bytes =
         engine_export::json::to_canonical_vec(&manifest).map_err(|e| err(e.to_string()))?;
     let mut mdesc = put_blob_bytes(dir, &manifest_bytes)?;
-    mdesc.media_type = MEDIA_TYPE_OCI_MANIFEST.to_string();
+    mdesc.media_type = media_type::OCI_MANIFEST.to_string();
     mdesc.artifact_type = Some(MEDIA_TYPE_CACHE.to_string());
     mdesc
         .annotations
-        .insert(ANNOTATION_REF_NAME.to_string(), CACHE_REF_NAME.to_string());
-    let layout = OciLayoutFile {
-        image_layout_version: OCI_LAYOUT_VERSION.to_string(),
-    };
-    let layout_bytes = serde_json::to_vec(&layout).map_err(|e| err(e.to_string()))?;
-    let layout_path = dir.join(OCI_LAYOUT_FILE);
+        .insert(annotation::REF_NAME.to_string(), CACHE_REF_NAME.to_string());
+    let layout_bytes = layout::LayoutFile::current_json();
+    let layout_path = dir.join(layout::LAYOUT_FILE);
     if fs::read(&layout_path).ok().as_deref() != Some(layout_bytes.as_slice()) {
         write_atomic(&layout_path, &layout_bytes)?;
     }
@@ -452,7 +441,7 @@ pub fn export(state: &StateDir, req: &ExportRequest<'_>) -> Result<usize, StepEr
         })
         .collect();
     manifests.push(mdesc);
-    let index = Index::new(Some(MEDIA_TYPE_OCI_INDEX), manifests);
+    let index = Index::new(Some(media_type::OCI_INDEX), manifests);
     let index_bytes =
         engine_export::json::to_canonical_vec(&index).map_err(|e| err(e.to_string()))?;
     write_atomic(&dir.join(INDEX_FILE), &index_bytes)?;

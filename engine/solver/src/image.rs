@@ -7,7 +7,7 @@ use std::fs;
 use std::sync::Arc;
 
 use engine_cache::{Digest, LayerRef, StepLayer};
-use engine_export::{ConfigSource, ImageToExport, LayerBlob, LayerMediaType};
+use engine_export::{ConfigSource, ImageToExport, LayerBlob};
 use engine_ir::config::ImageConfig;
 use engine_ir::Platform;
 use engine_layers::{Compression, LayerOptions};
@@ -20,14 +20,6 @@ use crate::state::StateDir;
 pub struct LayerSettings {
     pub compression: Compression,
     pub source_date_epoch: Option<i64>,
-}
-
-fn media(c: Compression) -> LayerMediaType {
-    match c {
-        Compression::Gzip => LayerMediaType::TarGzip,
-        Compression::Zstd => LayerMediaType::TarZstd,
-        Compression::None => LayerMediaType::Tar,
-    }
 }
 
 fn dir_is_empty(p: &std::path::Path) -> bool {
@@ -69,7 +61,7 @@ pub(crate) fn step_blob(
 ) -> Result<Option<LayerBlob>, StepError> {
     let tag = layer_tag(s);
     let store = &state.store;
-    let media_type = media(s.compression);
+    let media_type = s.compression.media_type();
     match store.step_layer(&layer.key, &tag).map_err(cache_err)? {
         Some(StepLayer::Empty) => return Ok(None),
         Some(StepLayer::Blob(b)) => {

@@ -3,7 +3,8 @@
 
 use engine_cache::BlobStore;
 use engine_export::RegistryPlan;
-use engine_registry::{Client, Reference};
+use engine_oci::Reference;
+use engine_registry::Client;
 
 use crate::Failure;
 
@@ -14,7 +15,7 @@ pub fn push(
     name: &str,
 ) -> Result<(), Failure> {
     let r = Reference::parse(name).map_err(|e| Failure::msg(e.to_string()))?;
-    if r.digest.is_some() {
+    if r.digest().is_some() {
         return Err(Failure::hint(
             format!("cannot push to `{name}`: a pushed image is named by tag"),
             "write name=REGISTRY/REPOSITORY:TAG",
@@ -36,7 +37,7 @@ pub fn push(
     }
     for (media_type, digest, bytes) in &plan.manifests {
         client
-            .push_manifest(&r.with_digest(&digest.to_string()), media_type, bytes)
+            .push_manifest(&r.with_digest(*digest), media_type, bytes)
             .map_err(fail)?;
     }
     let (media_type, _, bytes) = &plan.root;

@@ -67,7 +67,7 @@ impl LayoutResolver<'_> {
         reference: &str,
         platform: &Platform,
     ) -> Result<(Vec<u8>, engine_cache::Digest), ResolveError> {
-        let r = engine_registry::Reference::parse(reference)?;
+        let r = engine_oci::Reference::parse(reference).map_err(engine_registry::Error::from)?;
         let e = match engine_registry::pull::resolve_config(client, &r, platform) {
             Ok((config, digest)) => {
                 if let Some(k) = &self.resolutions {

@@ -13,9 +13,10 @@ use std::path::Path;
 
 use engine_cache::BlobStore;
 use engine_ir::Platform;
+use engine_oci::reference::DEFAULT_TAG;
 use engine_oci::{
     annotation, layout, media_type, Descriptor, DescriptorPlatform, Digest, Index, LayerMediaType,
-    Manifest,
+    Manifest, Reference,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -23,7 +24,6 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::{io_err, Error, Result};
 use crate::model::{ExportOptions, ExportResult, ExportedImage, ImageToExport};
-use crate::name::ImageName;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum MediaTypes {
@@ -262,23 +262,38 @@ fn index_entries(root: &Descriptor, opts: &ExportOptions) -> Result<Vec<Descript
             d.annotations
                 .insert(annotation::IMAGE_NAME.to_string(), n.to_string());
             d.annotations
-                .insert(annotation::REF_NAME.to_string(), n.tag().to_string());
+                .insert(annotation::REF_NAME.to_string(), tag_of(n).to_string());
             with_created(d)
         })
         .collect())
 }
 
-/// Parse, normalise and de-duplicate (keeping the first occurrence).
-fn parse_names(names: &[String]) -> Result<Vec<ImageName>> {
+/// Parse, normalise and de-duplicate (keeping the first occurrence). An
+/// exported image is named by tag: a name with a digest is refused.
+fn parse_names(names: &[String]) -> Result<Vec<Reference>> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for n in names {
-        let parsed = ImageName::parse(n)?;
+        let parsed = Reference::parse(n).map_err(|e| Error::InvalidName {
+            name: e.reference,
+            reason: e.reason,
+        })?;
+        if parsed.digest().is_some() {
+            return Err(Error::InvalidName {
+                name: n.chars().take(300).collect(),
+                reason: "an exported image is named by tag, not by digest",
+            });
+        }
         if seen.insert(parsed.to_string()) {
             out.push(parsed);
         }
     }
     Ok(out)
+}
+
+/// The tag of a parsed name (every name without a digest has one).
+fn tag_of(name: &Reference) -> &str {
+    name.tag().unwrap_or(DEFAULT_TAG)
 }
 
 fn index_json(
@@ -765,7 +780,7 @@ pub fn write_docker_archive<W: Write>(
     let layers = &plan.layers[0];
     let manifest_json = to_json(&vec![DockerManifestEntry {
         config: blob_path(&exported.config.digest),
-        repo_tags: names.iter().map(ImageName::familiar).collect(),
+        repo_tags: names.iter().map(Reference::familiar).collect(),
         layers: layers.iter().map(blob_path).collect(),
     }])?;
     // `docker save` maps repo -> tag -> top layer id; only legacy loaders
@@ -774,9 +789,9 @@ pub fn write_docker_archive<W: Write>(
     if let Some(top) = layers.last() {
         for n in &names {
             repositories
-                .entry(n.familiar_repository())
+                .entry(n.familiar_name())
                 .or_default()
-                .insert(n.tag().to_string(), top.hex());
+                .insert(tag_of(n).to_string(), top.hex());
         }
     }
     let repositories_json = to_json(&repositories)?;

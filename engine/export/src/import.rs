@@ -19,14 +19,15 @@ use std::path::{Path, PathBuf};
 use engine_cache::BlobStore;
 use engine_ir::Platform;
 use engine_oci::layout::{self, blob_path as blob_file, LayoutFile};
-use engine_oci::{annotation, media_type, Descriptor, Digest, Index, LayerMediaType, Manifest};
+use engine_oci::{
+    annotation, media_type, reference, Descriptor, Digest, Index, LayerMediaType, Manifest,
+};
 use oci_spec::image::ImageConfiguration;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::{io_err, Error, Result};
 use crate::model::LayerBlob;
-use crate::name::valid_tag;
 
 /// Limit for `index.json`, `oci-layout`, manifests, indexes and configs.
 pub const MAX_DOCUMENT_SIZE: u64 = 4 * 1024 * 1024;
@@ -66,7 +67,7 @@ pub fn parse_oci_layout_ref(s: &str) -> Result<(PathBuf, Option<TagOrDigest>)> {
     } else {
         match rest.rsplit_once(':') {
             Some((path, tag)) if !tag.contains('/') => {
-                if !valid_tag(tag) {
+                if !reference::is_valid_tag(tag) {
                     return Err(bad(format!("invalid tag `{tag}`")));
                 }
                 (path, Some(TagOrDigest::Tag(tag.to_string())))

@@ -21,7 +21,6 @@ pub mod export;
 pub mod import;
 pub mod json;
 pub mod model;
-pub mod name;
 
 pub use engine_cache::{BlobStore, Digest};
 pub use engine_ir::Platform;
@@ -39,4 +38,3 @@ pub use import::{
 pub use model::{
     ConfigSource, ExportOptions, ExportResult, ExportedImage, ImageToExport, LayerBlob,
 };
-pub use name::ImageName;

@@ -15,7 +15,7 @@ pub fn basic_credentials(registry: &str) -> Option<String> {
     let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     let auths = v.get("auths")?.as_object()?;
-    let keys: Vec<String> = if registry == "docker.io" {
+    let keys: Vec<String> = if registry == engine_oci::reference::DOCKER_HUB {
         vec![
             "https://index.docker.io/v1/".into(),
             "index.docker.io".into(),

@@ -5,14 +5,16 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Mutex;
 
-use engine_cache::{BlobStore, Digest};
+use engine_cache::BlobStore;
+use engine_oci::media_type::MANIFEST_ACCEPT;
+use engine_oci::{Digest, Reference};
 use ureq::http::Response;
 use ureq::Body;
 
 use crate::auth::{basic_credentials, parse_challenge, Challenge};
+use crate::endpoint::{api_host, object, scheme};
 use crate::limit::{self, copy_limited, Cap, CopyError, Limit, MANIFEST_CAP, TOKEN_CAP};
-use crate::reference::Reference;
-use crate::{Error, Result, MANIFEST_ACCEPT};
+use crate::{Error, Result};
 
 /// A manifest or index as fetched.
 #[derive(Debug, Clone)]
@@ -76,16 +78,16 @@ impl Client {
     }
 
     fn base(r: &Reference) -> String {
-        format!("{}://{}/v2/{}", r.scheme(), r.api_host(), r.repository)
+        format!("{}://{}/v2/{}", scheme(r), api_host(r), r.path())
     }
 
     fn scope(r: &Reference, push: bool) -> String {
         let actions = if push { "pull,push" } else { "pull" };
-        format!("repository:{}:{actions}", r.repository)
+        format!("repository:{}:{actions}", r.path())
     }
 
     fn auth_key(r: &Reference, push: bool) -> String {
-        format!("{} {}", r.registry, Self::scope(r, push))
+        format!("{} {}", r.domain(), Self::scope(r, push))
     }
 
     fn cached_auth(&self, r: &Reference, push: bool) -> Option<String> {
@@ -155,7 +157,7 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(parse_challenge);
         let header = match challenge {
-            Some(Challenge::Basic) => match basic_credentials(&r.registry) {
+            Some(Challenge::Basic) => match basic_credentials(r.domain()) {
                 Some(b) => format!("Basic {b}"),
                 None => return Err(self.status_error(method, url, resp)),
             },
@@ -178,13 +180,13 @@ impl Client {
         params: &std::collections::BTreeMap<String, String>,
     ) -> Result<String> {
         let realm = params.get("realm").ok_or_else(|| {
-            Error::Other(format!("{}: bearer challenge without a realm", r.registry))
+            Error::Other(format!("{}: bearer challenge without a realm", r.domain()))
         })?;
         let mut url = format!("{realm}?scope={}", Self::scope(r, push));
         if let Some(s) = params.get("service") {
             url.push_str(&format!("&service={s}"));
         }
-        let basic = basic_credentials(&r.registry).map(|b| format!("Basic {b}"));
+        let basic = basic_credentials(r.domain()).map(|b| format!("Basic {b}"));
         let resp = self.raw(Method::Get, &url, &[], basic.as_deref(), None)?;
         if !resp.status().is_success() {
             return Err(self.status_error(Method::Get, &url, resp));
@@ -258,13 +260,15 @@ impl Client {
     /// The manifest an index lists as `size` bytes under `r`'s digest:
     /// exactly that many bytes, and at most [`MANIFEST_CAP`].
     pub fn manifest_in_index(&self, r: &Reference, size: u64) -> Result<Fetched> {
-        let subject = r.digest.clone().unwrap_or_else(|| format!("`{r}`"));
+        let subject = r
+            .digest()
+            .map_or_else(|| format!("`{r}`"), ToString::to_string);
         let limit = limit::check_declared(&subject, size, "its index", MANIFEST_CAP)?;
         self.fetch_manifest(r, &subject, limit)
     }
 
     fn fetch_manifest(&self, r: &Reference, subject: &str, limit: Limit) -> Result<Fetched> {
-        let url = format!("{}/manifests/{}", Self::base(r), r.object());
+        let url = format!("{}/manifests/{}", Self::base(r), object(r));
         let accept = vec![("Accept", MANIFEST_ACCEPT.join(", "))];
         let resp = self.get_limited(r, &url, &accept, subject, limit)?;
         let media_type = resp
@@ -275,12 +279,12 @@ impl Client {
             .unwrap_or_default();
         let bytes = read_body(resp, &url, subject, limit)?;
         let digest = Digest::of(&bytes);
-        if let Some(want) = &r.digest {
-            if digest.to_string() != *want {
+        if let Some(want) = r.digest() {
+            if digest != *want {
                 return Err(Error::Digest {
                     what: "manifest",
                     url,
-                    expected: want.clone(),
+                    expected: want.to_string(),
                     actual: digest.to_string(),
                 });
             }
@@ -402,7 +406,7 @@ impl Client {
         let mut put_url = if location.starts_with("http://") || location.starts_with("https://") {
             location
         } else {
-            format!("{}://{}{location}", r.scheme(), r.api_host())
+            format!("{}://{}{location}", scheme(r), api_host(r))
         };
         put_url.push(if put_url.contains('?') { '&' } else { '?' });
         put_url.push_str(&format!("digest={digest}"));
@@ -431,7 +435,7 @@ impl Client {
 
     /// Put a manifest or index under `r`'s tag (or digest).
     pub fn push_manifest(&self, r: &Reference, media_type: &str, bytes: &[u8]) -> Result<()> {
-        let url = format!("{}/manifests/{}", Self::base(r), r.object());
+        let url = format!("{}/manifests/{}", Self::base(r), object(r));
         let headers = [("Content-Type", media_type.to_string())];
         let resp = self.request(Method::Put, &url, r, true, &headers, Some(bytes))?;
         if resp.status().as_u16() != 201 {

@@ -16,26 +16,20 @@
 
 mod auth;
 mod client;
+mod endpoint;
 mod limit;
 pub mod pull;
-mod reference;
 
 pub use client::{Client, Fetched};
+/// References are the OCI vocabulary's (normalised by Docker's rules).
+pub use engine_oci::Reference;
 pub use limit::{Cap, Limit, SizeError, CONFIG_CAP, MANIFEST_CAP};
-pub use reference::Reference;
-
-/// Media types a manifest request accepts, most specific first.
-pub const MANIFEST_ACCEPT: &[&str] = &[
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-];
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid image reference `{reference}`: {reason}")]
-    Reference { reference: String, reason: String },
+    /// A reference that does not parse (Docker's rules, `engine-oci`).
+    #[error(transparent)]
+    Reference(#[from] engine_oci::ReferenceError),
     /// The request did not get an answer: the registry cannot be reached,
     /// or the connection broke.
     #[error("{method} {url}: {source}")]
@@ -74,7 +68,7 @@ impl Error {
     pub fn is_request_error(&self) -> bool {
         matches!(
             self,
-            Error::Reference { .. } | Error::Status { status: 404, .. }
+            Error::Reference(_) | Error::Status { status: 404, .. }
         )
     }
 }

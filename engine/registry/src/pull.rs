@@ -77,7 +77,7 @@ pub fn resolve(client: &Client, r: &Reference, platform: &Platform) -> Result<(V
         serde_json::from_slice(&top.bytes).map_err(|e| bad(r, &format!("index: {e}")))?;
     let (_, digest, size) = choose(&index, platform)
         .ok_or_else(|| bad(r, &format!("the image has no manifest for {platform}")))?;
-    let m = client.manifest_in_index(&r.with_digest(&digest.to_string()), size)?;
+    let m = client.manifest_in_index(&r.with_digest(digest), size)?;
     if is_index(&m.media_type) {
         return Err(bad(r, "an index inside an index is not supported"));
     }
@@ -112,14 +112,10 @@ pub fn pull(
     store: &BlobStore,
     pulls: &Path,
 ) -> Result<Pulled> {
-    let (manifest, digest) = match &r.digest {
+    let (manifest, digest) = match r.digest() {
         // Pinned and pulled before: nothing to ask the registry but layers.
-        Some(d) => match Digest::parse(d).ok().and_then(|dg| {
-            fs::read(blob_file(&pulls.join(dg.hex()), &dg))
-                .ok()
-                .map(|b| (b, dg))
-        }) {
-            Some((bytes, dg)) if Digest::of(&bytes) == dg => (bytes, dg),
+        Some(d) => match fs::read(blob_file(&pulls.join(d.hex()), d)) {
+            Ok(bytes) if Digest::of(&bytes) == *d => (bytes, *d),
             _ => resolve(client, r, platform)?,
         },
         None => resolve(client, r, platform)?,

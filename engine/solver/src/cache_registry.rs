@@ -9,8 +9,8 @@ use std::fs;
 use std::path::Path;
 
 use engine_oci::layout::{self, blob_path};
-use engine_oci::{annotation, media_type, Descriptor, Index, Manifest};
-use engine_registry::{Client, Reference};
+use engine_oci::{annotation, media_type, Descriptor, Index, Manifest, Reference};
+use engine_registry::Client;
 
 use crate::cache_share::{CACHE_REF_NAME, MAX_DOC, MEDIA_TYPE_CACHE};
 use crate::run::StepError;

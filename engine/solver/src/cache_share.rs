@@ -148,7 +148,7 @@ pub struct ImportedCache {
     pub sources: Vec<(PathBuf, BTreeMap<String, Record>)>,
     /// Layout dirs fetched from a registry (`cache_registry::fetch`): they
     /// hold no layer blobs, which are downloaded when a step needs one.
-    pub remotes: BTreeMap<PathBuf, engine_registry::Reference>,
+    pub remotes: BTreeMap<PathBuf, engine_oci::Reference>,
     /// One client for every download, so a registry's token is asked once.
     pub client: engine_registry::Client,
 }
@@ -231,7 +231,7 @@ fn import_blob(
     state: &StateDir,
     src: &Path,
     b: &LayerRef,
-    remote: Option<(&engine_registry::Client, &engine_registry::Reference)>,
+    remote: Option<(&engine_registry::Client, &engine_oci::Reference)>,
 ) -> bool {
     let store = &state.store;
     let Ok(_using) = store.using() else {

@@ -468,9 +468,12 @@ impl Runner<'_> {
         platform: &Platform,
     ) -> Result<Value, StepError> {
         let pull_err = |source| StepError::registry(format!("cannot pull `{reference}`"), source);
-        let mut r = engine_registry::Reference::parse(reference).map_err(pull_err)?;
+        let mut r = engine_oci::Reference::parse(reference)
+            .map_err(|e| pull_err(engine_registry::Error::from(e)))?;
         if let Some(d) = digest {
-            r = r.with_digest(d);
+            r = r.with_digest(
+                engine_oci::Digest::parse(d).map_err(|e| StepError::Other(e.to_string()))?,
+            );
         }
         let pull = || {
             engine_registry::pull::pull(

@@ -112,3 +112,52 @@ fn build_args_and_platform_change_digests() {
     opts.target_platform = Platform::parse("linux/arm64").unwrap();
     assert_ne!(t(&base), t(&plan(text, &opts).unwrap()));
 }
+
+/// FROM references are normalised by Docker's rules (engine-oci), so every
+/// spelling of one image is one source node with one digest; before, the
+/// frontend kept `docker.io/x` and `index.docker.io/x` as written.
+#[test]
+fn from_references_normalise_once() {
+    let source = |from: &str| {
+        let p = plan(
+            &format!("FROM {from}\nRUN true\n"),
+            &PlanOptions::new(&NoResolver),
+        )
+        .unwrap_or_else(|e| panic!("{from}: {e:?}"));
+        let (_, n) = p
+            .graph
+            .nodes()
+            .find(|(_, n)| matches!(n.op, Op::Source(_)))
+            .expect("a source node");
+        (serde_json::to_value(&n.op).unwrap(), n.digest)
+    };
+    let (op, digest) = source("alpine");
+    assert!(
+        op.to_string().contains("docker.io/library/alpine:latest"),
+        "{op}"
+    );
+    for same in [
+        "docker.io/library/alpine",
+        "docker.io/alpine",
+        "index.docker.io/alpine",
+        "index.docker.io/library/alpine:latest",
+        "library/alpine:latest",
+    ] {
+        assert_eq!(source(same).1, digest, "{same}");
+    }
+    assert_ne!(source("alpine:3").1, digest);
+    // A first component with an upper-case letter is a registry host.
+    let (op, _) = source("Registry/app");
+    assert!(op.to_string().contains("Registry/app:latest"), "{op}");
+    for bad in [
+        "alpine@sha256:ab",
+        "alpine:bad!tag",
+        "ghcr.io/o/App",
+        "1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3a",
+    ] {
+        let e = plan(&format!("FROM {bad}\n"), &PlanOptions::new(&NoResolver)).unwrap_err();
+        let text = format!("{e:?}");
+        assert!(text.contains("invalid image reference"), "{bad}: {text}");
+        assert!(text.contains("line: 1"), "{bad}: not located: {text}");
+    }
+}

@@ -273,7 +273,11 @@ impl Lowering<'_, '_> {
         platform: &Platform,
         at: &Located<Instruction>,
     ) -> Result<(Source, Option<engine_ir::ResolvedImage>, String)> {
-        let normalized = normalize_reference(reference).map_err(|m| Error::at(m, at.location()))?;
+        // Docker's normalisation (`alpine` → `docker.io/library/alpine:latest`),
+        // as BuildKit applies it to a FROM.
+        let normalized = engine_oci::Reference::parse(reference)
+            .map_err(|e| Error::at(e.to_string(), at.location()))?
+            .to_string();
         let resolved = self
             .opts
             .resolver
@@ -1257,72 +1261,9 @@ fn basename(p: &str) -> String {
     p.rsplit('/').next().unwrap_or(p).to_string()
 }
 
-/// Docker's reference normalisation: `alpine` → `docker.io/library/alpine:latest`.
-pub fn normalize_reference(r: &str) -> std::result::Result<String, String> {
-    if r.is_empty() || r.chars().any(char::is_whitespace) {
-        return Err(format!("invalid reference format: `{r}`"));
-    }
-    let (name, digest) = match r.split_once('@') {
-        Some((n, d)) => (n, Some(d)),
-        None => (r, None),
-    };
-    let last = name.rsplit('/').next().unwrap_or(name);
-    let (repo, tag) = match last.rsplit_once(':') {
-        Some((_, t)) => (&name[..name.len() - t.len() - 1], Some(t)),
-        None => (name, None),
-    };
-    if repo.is_empty() || repo.chars().any(|c| c.is_ascii_uppercase()) && !repo.contains('.') {
-        return Err(format!(
-            "invalid reference format: repository name `{repo}` must be lowercase"
-        ));
-    }
-    let first = repo.split('/').next().unwrap_or(repo);
-    let has_domain =
-        repo.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
-    let full = if has_domain {
-        repo.to_string()
-    } else if repo.contains('/') {
-        format!("docker.io/{repo}")
-    } else {
-        format!("docker.io/library/{repo}")
-    };
-    let mut out = full;
-    match (tag, digest) {
-        (Some(t), _) => out.push_str(&format!(":{t}")),
-        (None, None) => out.push_str(":latest"),
-        (None, Some(_)) => {}
-    }
-    if let Some(d) = digest {
-        out.push_str(&format!("@{d}"));
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn references_normalise_like_docker() {
-        assert_eq!(
-            normalize_reference("alpine").unwrap(),
-            "docker.io/library/alpine:latest"
-        );
-        assert_eq!(
-            normalize_reference("user/app:1").unwrap(),
-            "docker.io/user/app:1"
-        );
-        assert_eq!(
-            normalize_reference("localhost:5000/app").unwrap(),
-            "localhost:5000/app:latest"
-        );
-        assert_eq!(
-            normalize_reference("ghcr.io/o/a@sha256:ab").unwrap(),
-            "ghcr.io/o/a@sha256:ab"
-        );
-        assert!(normalize_reference("Upper").is_err());
-        assert!(normalize_reference("a b").is_err());
-    }
 
     #[test]
     fn paths_join_like_docker() {

@@ -21,6 +21,7 @@ use engine_ir::Platform;
 use engine_oci::layout::{self, blob_path as blob_file, LayoutFile};
 use engine_oci::{
     annotation, media_type, reference, Descriptor, Digest, Index, LayerMediaType, Manifest,
+    PlatformMatcher,
 };
 use oci_spec::image::ImageConfiguration;
 use serde::de::DeserializeOwned;
@@ -376,43 +377,6 @@ fn parse_document<T: DeserializeOwned>(
     serde_json::from_value(v).map_err(|e| invalid(e.to_string()))
 }
 
-/// How well `candidate` serves `want`: `Some(0)` exact, `Some(n)` an older
-/// ARM variant the wanted one can run (v7 runs v6, v5), `None` no.
-fn platform_score(candidate: &Platform, want: &Platform) -> Option<u32> {
-    if candidate.os != want.os || candidate.architecture != want.architecture {
-        return None;
-    }
-    if candidate.variant == want.variant {
-        return Some(0);
-    }
-    let arm_level = |v: &Option<String>| {
-        v.as_deref()
-            .and_then(|v| v.strip_prefix('v'))
-            .and_then(|n| n.parse::<u32>().ok())
-    };
-    if want.architecture == "arm" {
-        if let (Some(c), Some(w)) = (arm_level(&candidate.variant), arm_level(&want.variant)) {
-            if c < w {
-                return Some(w - c);
-            }
-        }
-    }
-    None
-}
-
-/// The best descriptor for `want` among those with a `platform`.
-fn select_platform<'a>(descs: &[&'a Descriptor], want: &Platform) -> Option<&'a Descriptor> {
-    descs
-        .iter()
-        .filter(|d| media_type::is_manifest(&d.media_type) || media_type::is_index(&d.media_type))
-        .filter_map(|d| {
-            let p = d.platform.as_ref()?.to_platform();
-            platform_score(&p, want).map(|s| (s, *d))
-        })
-        .min_by_key(|(s, _)| *s)
-        .map(|(_, d)| d)
-}
-
 fn platforms_of(descs: &[&Descriptor]) -> Vec<String> {
     let mut out: Vec<String> = descs
         .iter()
@@ -439,11 +403,7 @@ pub fn open_oci_layout(
     reference: Option<&TagOrDigest>,
     platform: &Platform,
 ) -> Result<ResolvedImage> {
-    let want = Platform::new(
-        &platform.os,
-        &platform.architecture,
-        platform.variant.as_deref(),
-    );
+    let want = PlatformMatcher::new(platform);
     let layout = Layout::open(path)?;
     let index_path = layout.root.join(layout::INDEX_FILE);
     if !index_path.is_file() {
@@ -536,11 +496,12 @@ pub fn open_oci_layout(
     let chosen = if distinct(&candidates) == 1 {
         candidates[0]
     } else {
-        select_platform(&candidates, &want).ok_or_else(|| Error::NoMatchingPlatform {
-            platform: want.to_string(),
-            source_desc: format!("index.json of {}", layout.root.display()),
-            available: platforms_of(&candidates),
-        })?
+        want.best_descriptor(candidates.iter().copied())
+            .ok_or_else(|| Error::NoMatchingPlatform {
+                platform: want.wanted().to_string(),
+                source_desc: format!("index.json of {}", layout.root.display()),
+                available: platforms_of(&candidates),
+            })?
     };
     resolve(&layout, chosen, &want, Vec::new())
 }
@@ -548,7 +509,7 @@ pub fn open_oci_layout(
 fn resolve(
     layout: &Layout,
     desc: &Descriptor,
-    want: &Platform,
+    want: &PlatformMatcher,
     mut index_digests: Vec<Digest>,
 ) -> Result<ResolvedImage> {
     let path = blob_file(&layout.root, &desc.digest);
@@ -561,11 +522,13 @@ fn resolve(
         let index: Index =
             parse_document(&bytes, DocKind::Index, Some(&desc.media_type), &what, &path)?;
         let children: Vec<&Descriptor> = index.manifests.iter().collect();
-        let child = select_platform(&children, want).ok_or_else(|| Error::NoMatchingPlatform {
-            platform: want.to_string(),
-            source_desc: what.clone(),
-            available: platforms_of(&children),
-        })?;
+        let child = want
+            .best_descriptor(children.iter().copied())
+            .ok_or_else(|| Error::NoMatchingPlatform {
+                platform: want.wanted().to_string(),
+                source_desc: what.clone(),
+                available: platforms_of(&children),
+            })?;
         index_digests.push(desc.digest);
         return resolve(layout, child, want, index_digests);
     }
@@ -627,11 +590,11 @@ fn resolve(
         &config.architecture().to_string(),
         config.variant().as_deref(),
     );
-    if platform_score(&found, want).is_none() {
+    if !want.matches(&found) {
         return Err(Error::PlatformMismatch {
             digest: desc.digest,
             found: found.to_string(),
-            wanted: want.to_string(),
+            wanted: want.wanted().to_string(),
         });
     }
     Ok(ResolvedImage {

@@ -5,11 +5,14 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use engine_cache::{BlobStore, Digest};
+use engine_cache::BlobStore;
 use engine_ir::Platform;
-use serde_json::Value;
+use engine_oci::layout::{self, blob_path};
+use engine_oci::{media_type, Descriptor, Digest, Index, Manifest, PlatformMatcher, Reference};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
-use crate::{Client, Error, Reference, Result, CONFIG_CAP};
+use crate::{Client, Error, Result, CONFIG_CAP};
 
 /// A pulled image: the layout that holds its manifest and config, and the
 /// manifest's digest (the platform-specific one).
@@ -19,66 +22,43 @@ pub struct Pulled {
     pub manifest_digest: Digest,
 }
 
-fn is_index(media_type: &str) -> bool {
-    media_type == "application/vnd.oci.image.index.v1+json"
-        || media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
-}
-
 fn bad(r: &Reference, what: &str) -> Error {
     Error::Other(format!("{r}: {what}"))
 }
 
-fn descriptor(v: &Value) -> Option<(String, Digest, u64)> {
-    let mt = v.get("mediaType")?.as_str().unwrap_or_default().to_string();
-    let d = Digest::parse(v.get("digest")?.as_str()?).ok()?;
-    Some((mt, d, v.get("size")?.as_u64()?))
+fn parse<T: DeserializeOwned>(r: &Reference, what: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| bad(r, &format!("{what}: {e}")))
 }
 
-/// The entry of an index for `want`: os and architecture must match; the
-/// variant must match when both name one (`arm64` without a variant is
-/// `v8`).
-fn choose(index: &Value, want: &Platform) -> Option<(String, Digest, u64)> {
-    let norm = |arch: &str, v: Option<&str>| -> Option<String> {
-        match (arch, v) {
-            ("arm64", None) => Some("v8".into()),
-            (_, v) => v.map(str::to_string),
-        }
-    };
-    let want_variant = norm(&want.architecture, want.variant.as_deref());
-    let mut fallback = None;
-    for m in index.get("manifests")?.as_array()? {
-        let Some(p) = m.get("platform") else { continue };
-        let os = p.get("os").and_then(Value::as_str).unwrap_or_default();
-        let arch = p
-            .get("architecture")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if os != want.os || arch != want.architecture {
-            continue;
-        }
-        let variant = norm(arch, p.get("variant").and_then(Value::as_str));
-        if variant == want_variant {
-            return descriptor(m);
-        }
-        if want_variant.is_none() || variant.is_none() {
-            fallback = fallback.or_else(|| descriptor(m));
-        }
+/// The entries of an image index that are descriptors the engine can
+/// follow; an entry it cannot (say, a sha512 digest) is skipped rather
+/// than failing the whole index, as a pull only needs one of them.
+fn index_entries(r: &Reference, bytes: &[u8]) -> Result<Vec<Descriptor>> {
+    #[derive(Deserialize)]
+    struct Entries {
+        manifests: Vec<serde_json::Value>,
     }
-    fallback
+    let entries: Entries = parse(r, "index", bytes)?;
+    Ok(entries
+        .manifests
+        .into_iter()
+        .filter_map(|v| serde_json::from_value(v).ok())
+        .collect())
 }
 
 /// Resolve `r` to the manifest for `platform`: `(manifest, its digest)`.
+/// From an index, the entry [`PlatformMatcher`] picks.
 pub fn resolve(client: &Client, r: &Reference, platform: &Platform) -> Result<(Vec<u8>, Digest)> {
     let top = client.manifest(r)?;
-    if !is_index(&top.media_type) {
+    if !media_type::is_index(&top.media_type) {
         return Ok((top.bytes, top.digest));
     }
-    let index: Value =
-        serde_json::from_slice(&top.bytes).map_err(|e| bad(r, &format!("index: {e}")))?;
-    let (_, digest, size) = choose(&index, platform)
+    let entries = index_entries(r, &top.bytes)?;
+    let chosen = PlatformMatcher::new(platform)
+        .best_descriptor(&entries)
         .ok_or_else(|| bad(r, &format!("the image has no manifest for {platform}")))?;
-    let m = client.manifest_in_index(&r.with_digest(digest), size)?;
-    if is_index(&m.media_type) {
+    let m = client.manifest_in_index(&r.with_digest(chosen.digest), chosen.size)?;
+    if media_type::is_index(&m.media_type) {
         return Err(bad(r, "an index inside an index is not supported"));
     }
     Ok((m.bytes, m.digest))
@@ -92,13 +72,11 @@ pub fn resolve_config(
     platform: &Platform,
 ) -> Result<(Vec<u8>, Digest)> {
     let (manifest, digest) = resolve(client, r, platform)?;
-    let m: Value =
-        serde_json::from_slice(&manifest).map_err(|e| bad(r, &format!("manifest: {e}")))?;
-    let (_, config, size) = m
-        .get("config")
-        .and_then(descriptor)
-        .ok_or_else(|| bad(r, "manifest without a config"))?;
-    Ok((client.blob_bytes(r, &config, size, CONFIG_CAP)?, digest))
+    let m: Manifest = parse(r, "manifest", &manifest)?;
+    Ok((
+        client.blob_bytes(r, &m.config.digest, m.config.size, CONFIG_CAP)?,
+        digest,
+    ))
 }
 
 /// Make `<pulls>/<manifest hex>` an OCI layout of `r` for `platform` (its
@@ -114,96 +92,72 @@ pub fn pull(
 ) -> Result<Pulled> {
     let (manifest, digest) = match r.digest() {
         // Pinned and pulled before: nothing to ask the registry but layers.
-        Some(d) => match fs::read(blob_file(&pulls.join(d.hex()), d)) {
+        Some(d) => match fs::read(blob_path(&pulls.join(d.hex()), d)) {
             Ok(bytes) if Digest::of(&bytes) == *d => (bytes, *d),
             _ => resolve(client, r, platform)?,
         },
         None => resolve(client, r, platform)?,
     };
-    let m: Value =
-        serde_json::from_slice(&manifest).map_err(|e| bad(r, &format!("manifest: {e}")))?;
-    let (_, config, config_size) = m
-        .get("config")
-        .and_then(descriptor)
-        .ok_or_else(|| bad(r, "manifest without a config"))?;
-    let layers: Vec<(String, Digest, u64)> = m
-        .get("layers")
-        .and_then(Value::as_array)
-        .ok_or_else(|| bad(r, "manifest without layers"))?
-        .iter()
-        .map(|l| descriptor(l).ok_or_else(|| bad(r, "bad layer descriptor")))
-        .collect::<Result<_>>()?;
-    for (_, d, size) in &layers {
-        if store.contains(d) && store.size(d).ok() == Some(*size) {
+    let m: Manifest = parse(r, "manifest", &manifest)?;
+    for l in &m.layers {
+        if store.contains(&l.digest) && store.size(&l.digest).ok() == Some(l.size) {
             continue;
         }
         // Held to the declared size: a longer or shorter body is discarded.
-        client.blob_into_store(r, d, *size, store)?;
+        client.blob_into_store(r, &l.digest, l.size, store)?;
     }
-    let layout = pulls.join(digest.hex());
-    if !layout.join("index.json").is_file() {
-        let config_bytes = match fs::read(blob_file(&layout, &config)) {
-            Ok(b) if Digest::of(&b) == config => b,
-            _ => client.blob_bytes(r, &config, config_size, CONFIG_CAP)?,
+    let dir = pulls.join(digest.hex());
+    if !dir.join(layout::INDEX_FILE).is_file() {
+        let config = &m.config;
+        let config_bytes = match fs::read(blob_path(&dir, &config.digest)) {
+            Ok(b) if Digest::of(&b) == config.digest => b,
+            _ => client.blob_bytes(r, &config.digest, config.size, CONFIG_CAP)?,
         };
-        write_layout(&layout, &m, &manifest, &digest, &config, &config_bytes)
-            .map_err(|e| bad(r, &format!("writing {}: {e}", layout.display())))?;
+        write_layout(&dir, &m, &manifest, &digest, &config_bytes)
+            .map_err(|e| bad(r, &format!("writing {}: {e}", dir.display())))?;
     }
     Ok(Pulled {
-        layout,
+        layout: dir,
         manifest_digest: digest,
     })
-}
-
-fn blob_file(layout: &Path, d: &Digest) -> PathBuf {
-    layout.join("blobs").join("sha256").join(d.hex())
 }
 
 /// Written in a temporary directory renamed into place: a layout is
 /// complete or absent.
 fn write_layout(
-    layout: &Path,
-    m: &Value,
+    dir: &Path,
+    m: &Manifest,
     manifest: &[u8],
     digest: &Digest,
-    config: &Digest,
     config_bytes: &[u8],
 ) -> std::io::Result<()> {
-    let parent = layout.parent().expect("layout has a parent");
+    let parent = dir.parent().expect("layout has a parent");
     fs::create_dir_all(parent)?;
     let tmp = tempfile::Builder::new()
         .prefix(".pull-")
         .tempdir_in(parent)?;
-    let blobs = tmp.path().join("blobs").join("sha256");
-    fs::create_dir_all(&blobs)?;
-    fs::write(blobs.join(digest.hex()), manifest)?;
-    fs::write(blobs.join(config.hex()), config_bytes)?;
+    let manifest_path = blob_path(tmp.path(), digest);
+    fs::create_dir_all(manifest_path.parent().expect("blob paths have a parent"))?;
+    fs::write(manifest_path, manifest)?;
+    fs::write(blob_path(tmp.path(), &m.config.digest), config_bytes)?;
     fs::write(
-        tmp.path().join("oci-layout"),
-        br#"{"imageLayoutVersion":"1.0.0"}"#,
+        tmp.path().join(layout::LAYOUT_FILE),
+        layout::LayoutFile::current_json(),
     )?;
-    let media_type = m
-        .get("mediaType")
-        .and_then(Value::as_str)
-        .unwrap_or("application/vnd.oci.image.manifest.v1+json");
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{
-            "mediaType": media_type,
-            "digest": digest.to_string(),
-            "size": manifest.len(),
-        }],
-    });
+    let media_type = m.media_type.as_deref().unwrap_or(media_type::OCI_MANIFEST);
+    let index = Index::new(
+        Some(media_type::OCI_INDEX),
+        vec![Descriptor::new(media_type, *digest, manifest.len() as u64)],
+    );
     fs::write(
-        tmp.path().join("index.json"),
+        tmp.path().join(layout::INDEX_FILE),
         serde_json::to_vec(&index).map_err(std::io::Error::other)?,
     )?;
     let tmp = tmp.keep();
-    match fs::rename(&tmp, layout) {
+    match fs::rename(&tmp, dir) {
         Ok(()) => Ok(()),
         // Another process made it meanwhile: the same content.
-        Err(_) if layout.join("index.json").is_file() => {
+        Err(_) if dir.join(layout::INDEX_FILE).is_file() => {
             let _ = fs::remove_dir_all(&tmp);
             Ok(())
         }
@@ -218,19 +172,36 @@ fn write_layout(
 mod tests {
     use super::*;
 
+    /// The registry's pick from an index is the one platform matcher's:
+    /// arm/v7 takes an arm/v6 image (layout imports always did; pulls did
+    /// not), arm64 is arm64/v8, and entries the engine cannot follow are
+    /// skipped, not fatal.
     #[test]
     fn chooses_the_platform_of_an_index() {
         let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        let m = media_type::OCI_MANIFEST;
         let index = serde_json::json!({"manifests": [
-            {"mediaType": "m", "digest": d('a'), "size": 1, "platform": {"os": "linux", "architecture": "amd64"}},
-            {"mediaType": "m", "digest": d('b'), "size": 2, "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}},
-            {"mediaType": "m", "digest": d('c'), "size": 3, "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+            {"mediaType": m, "digest": format!("sha512:{}", "f".repeat(128)), "size": 9, "platform": {"os": "linux", "architecture": "amd64"}},
+            {"mediaType": m, "digest": d('a'), "size": 1, "platform": {"os": "linux", "architecture": "amd64"}},
+            {"mediaType": m, "digest": d('b'), "size": 2, "platform": {"os": "linux", "architecture": "arm", "variant": "v6"}},
+            {"mediaType": m, "digest": d('c'), "size": 3, "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+            {"mediaType": m, "digest": d('e'), "size": 5, "platform": {"os": "unknown", "architecture": "unknown"}},
         ]});
-        let pick = |p: &str| choose(&index, &Platform::parse(p).unwrap()).map(|c| c.2);
+        let r = Reference::parse("localhost:5000/app").unwrap();
+        let entries = index_entries(&r, &serde_json::to_vec(&index).unwrap()).unwrap();
+        assert_eq!(entries.len(), 4, "the sha512 entry is skipped");
+        let pick = |p: &str| {
+            PlatformMatcher::new(&Platform::parse(p).unwrap())
+                .best_descriptor(&entries)
+                .map(|c| c.size)
+        };
         assert_eq!(pick("linux/amd64"), Some(1));
         assert_eq!(pick("linux/arm/v7"), Some(2));
-        assert_eq!(pick("linux/arm/v6"), None);
+        assert_eq!(pick("linux/arm/v6"), Some(2));
+        assert_eq!(pick("linux/arm/v5"), None);
         assert_eq!(pick("linux/arm64"), Some(3));
+        assert_eq!(pick("linux/arm64/v8"), Some(3));
         assert_eq!(pick("windows/amd64"), None);
+        assert!(index_entries(&r, b"{}").is_err());
     }
 }

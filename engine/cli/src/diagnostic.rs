@@ -15,7 +15,14 @@ pub struct SourceError {
     pub span: Option<SourceSpan>,
     pub src: Option<NamedSource<String>>,
     pub hint: Option<String>,
+    /// For a line too long to show (a 10 MB `RUN`), its start instead of
+    /// the snippet.
+    pub excerpt: Option<String>,
 }
+
+/// Source lines longer than this are not shown whole: their start and
+/// their length are.
+const MAX_SHOWN_LINE: usize = 1000;
 
 impl Diagnostic for SourceError {
     fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
@@ -67,7 +74,23 @@ impl SourceError {
         loc: Option<(usize, usize, usize)>,
         hint: Option<String>,
     ) -> Self {
+        // Around a line too long to show, no snippet (miette would print it
+        // whole): its start and its length.
+        let long_line = loc.and_then(|(line, _, _)| {
+            let l = text.split('\n').nth(line.checked_sub(1)?)?;
+            let n = l.chars().count();
+            (n > MAX_SHOWN_LINE).then(|| {
+                let start: String = l.chars().take(120).collect();
+                format!("{start}… ({n} characters)")
+            })
+        });
+        let loc = if long_line.is_some() {
+            loc.map(|(line, col, _)| (line, col, 0))
+        } else {
+            loc
+        };
         let (line, col, span) = match loc {
+            Some((line, col, _)) if long_line.is_some() => (line, col, None),
             Some((line, col, len)) => {
                 let span = offset_of(text, line, col).map(|off| {
                     let rest = &text[off..];
@@ -87,6 +110,7 @@ impl SourceError {
             span,
             src: span.map(|_| NamedSource::new(file, text.to_string())),
             hint,
+            excerpt: long_line,
         }
     }
 
@@ -111,6 +135,9 @@ impl SourceError {
                 out.push('\n');
                 return out;
             }
+        }
+        if let Some(e) = &self.excerpt {
+            out.push_str(&format!("  │ {e}\n"));
         }
         if let Some(h) = &self.hint {
             out.push_str(&format!("  help: {h}\n"));

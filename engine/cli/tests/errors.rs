@@ -95,3 +95,29 @@ fn missing_dockerfile_and_unknown_target_are_clear() {
         "{err}"
     );
 }
+
+#[test]
+fn a_huge_line_is_located_without_printing_it_whole() {
+    // A 10 MB RUN line: a located error, exit 2, and stderr shows the
+    // start of the line and its length, not 10 MB.
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("FROM scratch\nRUN echo ");
+    text.push_str(&"a".repeat(10_000_000));
+    text.push('\n');
+    std::fs::write(dir.path().join("Dockerfile"), text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_engine"))
+        .args(["build", "--progress", "quiet"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        &stderr[..stderr.len().min(400)]
+    );
+    assert!(stderr.len() < 2000, "stderr is {} bytes", stderr.len());
+    assert!(stderr.contains("Dockerfile:2:1"), "{stderr}");
+    assert!(stderr.contains("(10000009 characters)"), "{stderr}");
+}

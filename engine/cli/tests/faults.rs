@@ -97,3 +97,32 @@ fn a_full_disk_under_an_output_keeps_the_previous_one() {
         "the RUN result was kept: {stderr}"
     );
 }
+
+#[test]
+fn a_killed_exports_temporary_file_is_swept_by_the_next_export() {
+    let out = tempfile::tempdir().unwrap();
+    let stale = out.path().join(".engine-output-killed");
+    let live = out.path().join(".engine-output-live");
+    for p in [&stale, &live] {
+        std::fs::write(p, b"partial").unwrap();
+    }
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nRUN echo x > /x\n",
+    )
+    .unwrap();
+    let r = build(ctx.path(), cache.path(), &out.path().join("image.tar"));
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(!stale.exists(), "an hour-old temporary output is swept");
+    assert!(live.exists(), "a recent one may belong to a running export");
+    assert!(out.path().join("image.tar").is_file());
+}

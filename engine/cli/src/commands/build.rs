@@ -1101,6 +1101,32 @@ impl Pending {
     }
 }
 
+const OUTPUT_TEMP_PREFIX: &str = ".engine-output-";
+
+/// Remove temporary outputs older than an hour beside a new one: left by an
+/// export that was killed (a live export's file is younger, or still being
+/// written). Errors are ignored: another build may be sweeping too.
+fn sweep_stale_outputs(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let hour = std::time::Duration::from_secs(3600);
+    for e in entries.flatten() {
+        let stale = e
+            .file_name()
+            .to_string_lossy()
+            .starts_with(OUTPUT_TEMP_PREFIX)
+            && e.metadata().is_ok_and(|m| {
+                m.is_file()
+                    && m.modified()
+                        .is_ok_and(|t| t.elapsed().is_ok_and(|a| a > hour))
+            });
+        if stale {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 fn create(p: &std::path::Path) -> Result<(std::fs::File, Pending), Failure> {
     if p.as_os_str() == "-" {
         // `dest=-`: standard output, which must not be a terminal (buildx).
@@ -1125,8 +1151,9 @@ fn create(p: &std::path::Path) -> Result<(std::fs::File, Pending), Failure> {
     std::fs::create_dir_all(parent).map_err(|e| {
         Failure::infra(format!("cannot create `{}`", parent.display())).caused_by(&e)
     })?;
+    sweep_stale_outputs(parent);
     let temp = tempfile::Builder::new()
-        .prefix(".engine-output-")
+        .prefix(OUTPUT_TEMP_PREFIX)
         .tempfile_in(parent)
         .map_err(|e| Failure::infra(format!("cannot create `{}`", p.display())).caused_by(&e))?;
     let (file, path) = temp.into_parts();

@@ -400,20 +400,6 @@ fn nothing_else_ever_goes_to_standard_output() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("boom"));
 }
 
-const REGISTRY: &str = "127.0.0.1:5000";
-
-fn require_registry() {
-    let up = std::net::TcpStream::connect_timeout(
-        &REGISTRY.parse().unwrap(),
-        std::time::Duration::from_secs(2),
-    )
-    .is_ok();
-    assert!(
-        up,
-        "no registry on {REGISTRY}: run scripts/setup-host (CI's .ci/run does) to start Debian's docker-registry"
-    );
-}
-
 /// A name no other test run uses.
 fn unique(name: &str) -> String {
     let nanos = std::time::SystemTime::now()

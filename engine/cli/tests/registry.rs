@@ -11,20 +11,6 @@ use std::process::Command;
 
 use common::*;
 
-const REGISTRY: &str = "127.0.0.1:5000";
-
-fn require_registry() {
-    let up = std::net::TcpStream::connect_timeout(
-        &REGISTRY.parse().unwrap(),
-        std::time::Duration::from_secs(2),
-    )
-    .is_ok();
-    assert!(
-        up,
-        "no registry on {REGISTRY}: run scripts/setup-host (CI's .ci/run does) to start Debian's docker-registry"
-    );
-}
-
 /// A repository name no other test run uses.
 fn unique(name: &str) -> String {
     let nanos = std::time::SystemTime::now()

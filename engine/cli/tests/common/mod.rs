@@ -110,3 +110,19 @@ pub fn grep_tree(root: &Path, needle: &str) -> bool {
     }
     false
 }
+
+/// The local registry `scripts/setup-host` starts.
+pub const REGISTRY: &str = "127.0.0.1:5000";
+
+/// Fail with what to run when the local registry is not up.
+pub fn require_registry() {
+    let up = std::net::TcpStream::connect_timeout(
+        &REGISTRY.parse().unwrap(),
+        std::time::Duration::from_secs(2),
+    )
+    .is_ok();
+    assert!(
+        up,
+        "no registry on {REGISTRY}: run scripts/setup-host (CI's .ci/run does) to start Debian's docker-registry"
+    );
+}
